@@ -1,0 +1,114 @@
+"""Input checks shared by the public functions.
+
+Every public entry point converts its arrays here so that bad input fails
+early with a message naming the parameter, instead of deep inside a kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .optics import Camera
+
+
+def _as_array(value, name):
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception:  # ragged lists and other non-arrays
+            raise TypeError(f"{name} must be an array of numbers") from None
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
+                                 or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def to_float32_image(arr, name):
+    """uint8/uint16 images scaled to [0, 1]; floats kept as they are."""
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype == np.uint8:
+            return arr.astype(np.float32) / np.float32(255)
+        if arr.dtype == np.uint16:
+            return arr.astype(np.float32) / np.float32(65535)
+        arr = arr.astype(np.float32)
+    else:
+        arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf values")
+    return arr
+
+
+def check_camera(camera):
+    if not isinstance(camera, Camera):
+        raise TypeError(f"camera must be a dfd_lite.Camera, got {type(camera).__name__}")
+    return camera
+
+
+def as_image(image, name="aif"):
+    """Return ``(x, gray)``: x is float32 ``(H, W, C)``; gray tells if the input was 2-D."""
+    arr = _as_array(image, name)
+    if arr.ndim == 2:
+        arr, gray = arr[:, :, None], True
+    elif arr.ndim == 3:
+        gray = False
+    else:
+        raise ValueError(f"{name} must have shape (H, W) or (H, W, C), got {arr.shape}")
+    if min(arr.shape) == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    return to_float32_image(arr, name), gray
+
+
+def as_depth(depth, name="depth", shape=None):
+    """Float32 ``(H, W)`` depth map in metres, finite and positive."""
+    arr = _as_array(depth, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (H, W), got {arr.shape}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {arr.shape} but the image is {tuple(shape)}")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf values")
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive (metres)")
+    return arr
+
+
+def as_stack(stack, camera=None, name="stack"):
+    """Return ``(b, gray)``: b is float32 ``(F, H, W, C)``."""
+    arr = _as_array(stack, name)
+    if arr.ndim == 3:
+        arr, gray = arr[..., None], True
+    elif arr.ndim == 4:
+        gray = False
+    else:
+        raise ValueError(
+            f"{name} must have shape (F, H, W) or (F, H, W, C), got {arr.ndim} dimensions {arr.shape}")
+    if min(arr.shape) == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if camera is not None and arr.shape[0] != camera.num_planes:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} slices but camera.focus_distances has "
+            f"{camera.num_planes}; they must match")
+    return to_float32_image(arr, name), gray
+
+
+def as_depth_range(depth_range, camera=None):
+    try:
+        lo, hi = (float(v) for v in depth_range)
+    except (TypeError, ValueError):
+        raise TypeError("depth_range must be a pair (near, far) of numbers in metres") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0:
+        raise ValueError(f"depth_range must be finite and positive, got {depth_range!r}")
+    if hi <= lo:
+        raise ValueError(f"depth_range must be (near, far) with near < far, got {depth_range!r}")
+    return lo, hi
+
+
+def as_positive_int(value, name, minimum=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

@@ -1,0 +1,207 @@
+"""Thin-lens optics: the camera, the circle of confusion and the blur radius.
+
+All lengths are in metres except blur radii, which are in pixels on the
+sensor. Depths ``Z`` are distances from the lens to the scene point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Camera",
+    "coc_diameter",
+    "coc_radius",
+    "default_kernel_size",
+    "check_kernel_size",
+]
+
+
+def _positive_finite(name: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A thin-lens camera that recorded a focal stack.
+
+    Parameters
+    ----------
+    focal_length : float
+        Focal length ``f`` in metres.
+    f_number : float
+        Aperture f-number ``N``; the aperture diameter is ``f / N``.
+    pixel_size : float
+        Pixel pitch on the sensor in metres.
+    focus_distances : sequence of float
+        Distance ``Zf`` in metres at which each slice of the stack is in
+        focus, one per slice, in stack order. Each must exceed ``f``.
+    min_radius : float, optional
+        Blur radii (pixels) below this are raised to it. It models the
+        residual blur of real optics and keeps the PSF well sampled.
+
+    Examples
+    --------
+    >>> cam = Camera.nyuv2()
+    >>> cam.num_planes
+    5
+    """
+
+    focal_length: float
+    f_number: float
+    pixel_size: float
+    focus_distances: tuple
+    min_radius: float = 0.0
+
+    def __post_init__(self):
+        f = _positive_finite("focal_length", self.focal_length)
+        n = _positive_finite("f_number", self.f_number)
+        ps = _positive_finite("pixel_size", self.pixel_size)
+        try:
+            fd = np.asarray(self.focus_distances, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError("focus_distances must be a sequence of numbers") from None
+        if fd.ndim != 1 or fd.size == 0:
+            raise ValueError(
+                f"focus_distances must be a non-empty 1-D sequence, got shape {fd.shape}")
+        if not np.all(np.isfinite(fd)):
+            raise ValueError("focus_distances must be finite")
+        if np.any(fd <= f):
+            raise ValueError(
+                f"every focus distance must be beyond the focal length ({f} m); "
+                f"got focus_distances={fd.tolist()}")
+        if isinstance(self.min_radius, (bool, np.bool_)) or not np.isscalar(self.min_radius):
+            raise TypeError("min_radius must be a real number")
+        rmin = float(self.min_radius)
+        if not np.isfinite(rmin) or rmin < 0:
+            raise ValueError(f"min_radius must be >= 0 and finite, got {rmin!r}")
+        # frozen dataclass: normalise the stored values through object.__setattr__
+        object.__setattr__(self, "focal_length", f)
+        object.__setattr__(self, "f_number", n)
+        object.__setattr__(self, "pixel_size", ps)
+        object.__setattr__(self, "focus_distances", tuple(float(z) for z in fd))
+        object.__setattr__(self, "min_radius", rmin)
+
+    @property
+    def aperture(self) -> float:
+        """Aperture diameter ``D = f / N`` in metres."""
+        return self.focal_length / self.f_number
+
+    @property
+    def num_planes(self) -> int:
+        """Number of focus settings ``F`` (slices of the stack)."""
+        return len(self.focus_distances)
+
+    def with_focus(self, focus_distances) -> "Camera":
+        """The same optics with other focus distances."""
+        return Camera(self.focal_length, self.f_number, self.pixel_size,
+                      focus_distances, self.min_radius)
+
+    @classmethod
+    def nyuv2(cls) -> "Camera":
+        """The synthetic-defocus NYUv2 setting: f = 50 mm, f/8, 12 um pixels,
+        focus at 1, 1.5, 2.5, 4 and 6 m, minimum blur radius 2 px."""
+        return cls(0.05, 8.0, 1.2e-5, (1.0, 1.5, 2.5, 4.0, 6.0), 2.0)
+
+    @classmethod
+    def make3d(cls, focal_length: float = 0.035, f_number: float = 2.8,
+               pixel_size: float = 1.2e-5) -> "Camera":
+        """The synthetic Make3D setting: focus at 1, 2, 4, ..., 64 m (7 slices),
+        minimum blur radius 0.5 px.
+
+        Make3D takes ``f`` and ``N`` from each photo's EXIF data; the
+        defaults here are placeholders to be replaced by those values.
+        """
+        return cls(focal_length, f_number, pixel_size,
+                   (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), 0.5)
+
+    @classmethod
+    def fod500(cls, pixel_size: float = 5.6e-6) -> "Camera":
+        """The FoD500 / DefocusNet setting: f = 2.9 mm, f/1, focus at 0.1,
+        0.15, 0.3, 0.7 and 1.5 m.
+
+        The dataset description does not fix the pixel pitch used here; the
+        default is an assumption, pass the real one when it is known.
+        """
+        return cls(2.9e-3, 1.0, pixel_size, (0.1, 0.15, 0.3, 0.7, 1.5), 0.0)
+
+
+def coc_diameter(depth, focus_distance, focal_length, aperture):
+    """Circle-of-confusion diameter on the sensor, in metres.
+
+    ``CoC = D |Z - Zf| / Z * f / (Zf - f)``, from the thin-lens equation
+    ``1/f = 1/Z + 1/z`` and similar triangles behind the lens.
+
+    Parameters
+    ----------
+    depth : array_like
+        Scene depth ``Z`` in metres (> 0).
+    focus_distance : float or array_like
+        Focus distance ``Zf`` in metres (> f); broadcasts against ``depth``.
+    focal_length, aperture : float
+        ``f`` and ``D`` in metres.
+
+    Returns
+    -------
+    ndarray
+        CoC diameter in metres, same shape as the broadcast inputs.
+    """
+    z = np.asarray(depth, dtype=np.float64)
+    zf = np.asarray(focus_distance, dtype=np.float64)
+    return aperture * np.abs(z - zf) / z * focal_length / (zf - focal_length)
+
+
+def coc_radius(depth, camera: Camera, clamp: bool = True):
+    """Gaussian blur radius (sigma) in pixels for every focus setting.
+
+    Parameters
+    ----------
+    depth : array_like
+        Depth map in metres, any shape ``S`` (a scalar, ``(N,)``, ``(H, W)``).
+    camera : Camera
+    clamp : bool, optional
+        Raise radii below ``camera.min_radius`` to it (the model used by the
+        solver). ``False`` gives the raw thin-lens value, zero in focus.
+
+    Returns
+    -------
+    ndarray, shape ``(F,) + S``, float64
+        ``r = CoC / (2 * pixel_size)`` for each of the F focus distances.
+    """
+    if not isinstance(camera, Camera):
+        raise TypeError(f"camera must be a dfd_lite.Camera, got {type(camera).__name__}")
+    z = np.asarray(depth, dtype=np.float64)
+    if not np.all(np.isfinite(z)) or np.any(z <= 0):
+        raise ValueError("depth must be finite and positive (metres)")
+    zf = np.asarray(camera.focus_distances).reshape((-1,) + (1,) * z.ndim)
+    r = coc_diameter(z[None], zf, camera.focal_length, camera.aperture) / (2 * camera.pixel_size)
+    if clamp:
+        r = np.maximum(r, camera.min_radius)
+    return r
+
+
+def default_kernel_size(height: int, width: int) -> int:
+    """The reference implementation's PSF window: ``odd(max(7, round(0.039 (W + H) / 2)))``.
+
+    11 for 240 x 320 images, 23 for 480 x 640. Blurs wider than about
+    ``K / 4`` are truncated by this window.
+    """
+    k = max(7, int(round(0.039 * (int(width) + int(height)) / 2)))
+    return k if k % 2 == 1 else k + 1
+
+
+def check_kernel_size(kernel_size) -> int:
+    """Validate a PSF window size: an odd integer >= 3."""
+    if isinstance(kernel_size, (bool, np.bool_)) or not isinstance(kernel_size, (int, np.integer)):
+        raise TypeError(f"kernel_size must be an odd integer, got {type(kernel_size).__name__}")
+    k = int(kernel_size)
+    if k < 3 or k % 2 == 0:
+        raise ValueError(f"kernel_size must be an odd integer >= 3, got {k}")
+    return k

@@ -1,0 +1,151 @@
+"""Figures used throughout the book. Each function draws on a Matplotlib
+axes (or makes a figure) and returns it, so it can be styled further."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate as V
+from .optics import Camera, coc_radius
+
+__all__ = ["show_stack", "show_depth", "plot_coc", "plot_losses", "compare_results"]
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _shown(img):
+    img = np.asarray(img, dtype=np.float32)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    return np.clip(img, 0.0, 1.0 if img.max() <= 1.0 else 255.0) / (1.0 if img.max() <= 1.0 else 255.0)
+
+
+def show_stack(stack, camera: Camera = None, axes=None, title="slice"):
+    """Show every slice of a focal stack side by side.
+
+    Parameters
+    ----------
+    stack : array_like, shape (F, H, W, C) or (F, H, W)
+    camera : Camera, optional
+        Labels each slice with its focus distance.
+    axes : sequence of matplotlib axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    b, _ = V.as_stack(stack, camera)
+    plt = _plt()
+    n = b.shape[0]
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * b.shape[1] / b.shape[2] + 0.5))
+    axes = np.atleast_1d(axes)
+    for i, ax in enumerate(axes[:n]):
+        ax.imshow(_shown(b[i]), cmap="gray" if b.shape[-1] == 1 else None, vmin=0, vmax=1)
+        label = f"focus {camera.focus_distances[i]:g} m" if camera is not None else f"{title} {i}"
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    return axes[0].figure
+
+
+def show_depth(depth, ax=None, vmin=None, vmax=None, title=None, colorbar=True, cmap="turbo"):
+    """Show a depth map (metres) with a colour bar.
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
+    """
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    im = ax.imshow(np.asarray(depth), cmap=cmap, vmin=vmin, vmax=vmax)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="depth (m)")
+    return im
+
+
+def plot_coc(camera: Camera, depth_range=(0.1, 10.0), ax=None, clamp=True, num=400):
+    """Blur radius against depth for each focus distance of a camera.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    plt = _plt()
+    lo, hi = V.as_depth_range(depth_range)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    z = np.linspace(lo, hi, num)
+    for zf, r in zip(camera.focus_distances, coc_radius(z, camera, clamp=clamp)):
+        ax.plot(z, r, label=f"focus {zf:g} m")
+    ax.set_xlabel("depth Z (m)")
+    ax.set_ylabel("blur radius (px)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_losses(history, ax=None, logy=True):
+    """Loss after every sub-step of :func:`dfd_lite.solve`, coloured by step.
+
+    Parameters
+    ----------
+    history : list of dict
+        ``SolveResult.history``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    loss = [h["loss"] for h in history]
+    ax.plot(range(len(loss)), loss, color="0.6", lw=1)
+    for step, marker in (("init", "s"), ("depth", "o"), ("aif", "^")):
+        idx = [i for i, h in enumerate(history) if h["step"] == step]
+        ax.plot(idx, [loss[i] for i in idx], marker, label=f"after {step} step")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("sub-step")
+    ax.set_ylabel(r"$\frac{1}{2}\|A(Z)x-b\|^2$")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def compare_results(result, scene=None, vmin=None, vmax=None):
+    """Estimated depth and image next to the ground truth (when given).
+
+    Parameters
+    ----------
+    result : SolveResult
+    scene : Scene, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    cols = 4 if scene is not None else 2
+    fig, axes = plt.subplots(1, cols, figsize=(3.4 * cols, 3))
+    if scene is not None:
+        vmin = float(np.nanmin(scene.depth)) if vmin is None else vmin
+        vmax = float(np.nanmax(scene.depth)) if vmax is None else vmax
+    show_depth(result.depth, axes[0], vmin, vmax, "estimated depth")
+    axes[1].imshow(_shown(result.aif))
+    axes[1].set_title("estimated all-in-focus", fontsize=10)
+    axes[1].axis("off")
+    if scene is not None:
+        show_depth(scene.depth, axes[2], vmin, vmax, "true depth")
+        axes[3].imshow(_shown(scene.aif))
+        axes[3].set_title("true all-in-focus", fontsize=10)
+        axes[3].axis("off")
+    fig.tight_layout()
+    return fig
