@@ -115,7 +115,7 @@ def middlebury_scene(shape=(240, 320), fill_invalid: bool = True):
     Depth is ``Z = f B / (d + doffs)`` with the pair's calibration
     (:data:`MIDDLEBURY_CALIBRATION`), 2.1 - 5.0 m. About 7 % of the
     disparities are unknown (occlusions); they are filled from the nearest
-    known pixel and marked in ``valid``. The image is centre-cropped to
+    known pixel; ``valid`` marks output pixels whose footprint is mostly measured. The image is centre-cropped to
     4:3 and resized to ``shape``.
 
     Parameters
@@ -146,7 +146,7 @@ def middlebury_scene(shape=(240, 320), fill_invalid: bool = True):
     filled = depth[iy, ix]
     aif = np.clip(_resize(left / 255.0, (h, w, 3), 1), 0, 1).astype(np.float32)
     depth_small = _resize(filled, (h, w), 1).astype(np.float32)
-    valid_small = _resize(valid.astype(float), (h, w), 1) > 0.999
+    valid_small = _resize(valid.astype(float), (h, w), 1) > 0.5  # mostly measured
     if not fill_invalid:
         depth_small[~valid_small] = np.nan
     return Scene("middlebury-motorcycle", aif, depth_small, valid_small)

@@ -1,0 +1,213 @@
+"""Benchmark dfd_lite against the plain SciPy formulation, measured in the same run.
+
+    python bench/run.py                      # 240x320 and 480x640, full table
+    python bench/run.py --sizes 240x320 --out bench/results.md
+
+For each size (F = 5 planes, RGB, NYUv2 camera, kernel 11 at 240x320 and 23 at
+480x640) it times the matrix-free Numba path and the straightforward
+formulation the book teaches first: the blur as a ``scipy.sparse`` matrix and
+the grid search as ``scipy.ndimage`` separable convolutions. Medians of
+repeats, after a warm-up run (Numba compilation is excluded). Peak memory is
+the peak resident set size of a fresh process running the end-to-end solve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import scipy.ndimage as ndi
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import dfd_lite as dl  # noqa: E402
+from dfd_lite.aif import _fista_planar, lipschitz_constant  # noqa: E402
+from dfd_lite.depth import GOLDEN, _depth_step_planar, _grid_search_planar, _refine_planar  # noqa: E402
+
+CAM = dl.Camera.nyuv2()
+SOLVE = dict(depth_range=(0.1, 10.0), num_depths=100, epochs=10, aif_iters=60,
+             aif_growth=1.0, window=3, progress=False)
+
+
+def once(fn):
+    """Wall time of a single run (for the slow baseline steps)."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median_time(fn, repeat):
+    fn()  # warm-up: compilation and caches
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def problem(h, w):
+    scene = dl.middlebury_scene((h, w))
+    k = dl.default_kernel_size(h, w)
+    stack = dl.focal_stack(scene, CAM, kernel_size=k)
+    planar_b = np.ascontiguousarray(np.moveaxis(stack, -1, 1))
+    x = np.ascontiguousarray(np.moveaxis(scene.aif, -1, 0))
+    return scene, k, stack, planar_b, x
+
+
+def ours(h, w, repeat):
+    scene, k, stack, b, x = problem(h, w)
+    cands = dl.depth_candidates((0.1, 10.0), 100)
+    op = dl.BlurOperator(scene.depth, CAM, k, backend="cpu")
+    y = op.forward_planar(x)
+    lip = lipschitz_constant(op, 15)
+    idx, _ = _grid_search_planar(x, b, CAM, k, cands, 1)
+    n_fista = 20
+    out = {
+        "forward": median_time(lambda: op.forward_planar(x), repeat),
+        "adjoint": median_time(lambda: op.adjoint_planar(y), repeat),
+        "FISTA iteration": median_time(
+            lambda: _fista_planar(op, b, x, n_fista, lip, np.float32(0), np.float32(1), True),
+            max(1, repeat // 4)) / n_fista,
+        "grid search (100 depths)": median_time(
+            lambda: _grid_search_planar(x, b, CAM, k, cands, 1), max(1, repeat // 4)),
+        "golden-section refinement": median_time(
+            lambda: _refine_planar(x, b, CAM, k, cands, idx, 1e-2), max(1, repeat // 4)),
+    }
+
+    def epoch():
+        d = _depth_step_planar(x, b, CAM, k, cands, SOLVE["window"], 1e-2, scene.depth, True)
+        o = dl.BlurOperator(d.depth, CAM, k, backend="cpu")
+        _fista_planar(o, b, x, SOLVE["aif_iters"], lipschitz_constant(o, 15),
+                      np.float32(0), np.float32(1), True)
+    out["one epoch"] = median_time(epoch, 1)
+    t0 = time.perf_counter()
+    res = dl.solve(stack, CAM, kernel_size=k, backend="cpu", **SOLVE)
+    out["end-to-end solve"] = time.perf_counter() - t0
+    out["depth RMSE (m)"] = dl.depth_metrics(res.depth, scene.depth, scene.valid)["rmse"]
+    out["peak memory (MB)"] = peak_memory_mb(h, w)
+    return out
+
+
+def peak_memory_mb(h, w):
+    """Peak RSS of a fresh process that loads the scene and runs the solve."""
+    code = ("import sys, resource; sys.path.insert(0, %r); import bench.run as r; "
+            "r.solve_only(%d, %d); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)") % (
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), h, w)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def solve_only(h, w):
+    scene, k, stack, _, _ = problem(h, w)
+    dl.solve(stack, CAM, kernel_size=k, backend="cpu", **SOLVE)
+
+
+# --- the plain formulation --------------------------------------------------
+
+def sparse_cols(mat, cols):
+    """The sparse matrix applied to each channel: cols is (pixels, C)."""
+    return np.stack([mat @ cols[:, c] for c in range(cols.shape[1])], 1)
+
+
+def baseline(h, w, repeat, golden_evals):
+    scene, k, stack, b, x = problem(h, w)
+    n_f = CAM.num_planes
+    out = {}
+    if h * w * k * k * n_f > 1.2e8:  # the matrix alone would need several GB here
+        mat = None
+    else:
+        t0 = time.perf_counter()
+        mat = dl.blur_matrix(scene.depth, CAM, k, max_pixels=10 ** 7)
+        out["(build sparse matrix)"] = time.perf_counter() - t0
+        mat_t = mat.T.tocsr()
+        xcols = np.ascontiguousarray(x.reshape(3, -1).T)
+        bcols = np.moveaxis(b, 1, -1).reshape(n_f * h * w, -1)
+        y = sparse_cols(mat, xcols)
+        out["forward"] = median_time(lambda: sparse_cols(mat, xcols), repeat)
+        out["adjoint"] = median_time(lambda: sparse_cols(mat_t, y), repeat)
+        step = np.float32(1.0 / 5.0)
+
+        def fista_iter():
+            grad = sparse_cols(mat_t, sparse_cols(mat, xcols) - bcols)
+            np.clip(xcols - step * grad, 0, 1)
+        out["FISTA iteration"] = median_time(fista_iter, max(1, repeat // 4))
+
+    cands = dl.depth_candidates((0.1, 10.0), 100)
+    img = np.moveaxis(x, 0, -1)
+
+    def grid():
+        best = np.full((h, w), np.inf, dtype=np.float32)
+        for z in cands:
+            loss = np.zeros((h, w), dtype=np.float32)
+            for i, r in enumerate(dl.coc_radius(z, CAM)):
+                wts = dl.gaussian_weights(r, k)
+                blurred = ndi.correlate1d(ndi.correlate1d(img, wts, 0, mode="constant"), wts, 1,
+                                          mode="constant")
+                loss += ((blurred - stack[i]) ** 2).sum(-1)
+            np.minimum(best, loss, out=best)
+    out["grid search (100 depths)"] = once(grid)
+
+    if mat is not None:
+        def one_eval():
+            m = dl.blur_matrix(scene.depth, CAM, k, max_pixels=10 ** 7)
+            ((sparse_cols(m, xcols) - bcols) ** 2).sum(-1)
+        out["golden-section refinement"] = once(one_eval) * golden_evals
+    return out
+
+
+def fmt(v, key):
+    if v is None:
+        return "n/a"
+    if "RMSE" in key:
+        return f"{v:.3f}"
+    if "MB" in key:
+        return f"{v:.0f}"
+    return f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="240x320,480x640")
+    ap.add_argument("--repeat", type=int, default=12)
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--out", help="also write the markdown table here")
+    args = ap.parse_args(argv)
+    lines = [f"Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores, "
+             f"Python {platform.python_version()}, numba threads {__import__('numba').get_num_threads()}. "
+             f"Solve: Middlebury scene, {json.dumps(SOLVE)}.", ""]
+    for size in args.sizes.split(","):
+        h, w = (int(v) for v in size.split("x"))
+        print(f"measuring {h}x{w} ...", file=sys.stderr, flush=True)
+        mine = ours(h, w, args.repeat)
+        k = dl.default_kernel_size(h, w)
+        # golden evaluations: two to start, one per step, one for the grid point
+        evals = 3 + int(np.ceil(np.log(1e-2 / 0.2) / np.log(GOLDEN)))
+        base = {} if args.no_baseline else baseline(h, w, args.repeat, evals)
+        lines += [f"### {h} x {w}, K = {k}, F = 5, RGB", "",
+                  "| step | dfd_lite (Numba) | SciPy sparse / ndimage | speed-up |",
+                  "| --- | --- | --- | --- |"]
+        for key in list(mine) + [kk for kk in base if kk not in mine]:
+            a, bb = mine.get(key), base.get(key)
+            ratio = f"{bb / a:.0f}x" if (a and bb and "RMSE" not in key and "MB" not in key) else ""
+            note = " (1 evaluation x %d)" % evals if key.startswith("golden") and bb else ""
+            lines.append(f"| {key} | {fmt(a, key)} | {fmt(bb, key)}{note} | {ratio} |")
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
