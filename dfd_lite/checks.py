@@ -171,12 +171,13 @@ def check_coc_radius(fn):
                 if g is not None and np.allclose(g, raw, rtol=1e-5):
                     raise _hint(fail, f"these are the unclamped radii: raise radii below "
                                       f"camera.min_radius ({cam.min_radius} px) to it") from None
-                if g is not None and np.allclose(g, 2 * raw, rtol=1e-5) | np.allclose(
-                        g, np.maximum(2 * raw, cam.min_radius), rtol=1e-5):
+                doubled = [2 * raw, np.maximum(2 * raw, cam.min_radius)]
+                if g is not None and any(np.allclose(g, d, rtol=1e-5) for d in doubled):
                     raise _hint(fail, "twice the expected value: that is the CoC diameter; "
                                       "the radius is half of it") from None
-                if g is not None and np.allclose(g * cam.pixel_size, want, rtol=1e-4) | \
-                        np.allclose(g, raw * 2 * cam.pixel_size, rtol=1e-4):
+                metres = [raw * cam.pixel_size, 2 * raw * cam.pixel_size]
+                if g is not None and (any(np.allclose(g, m, rtol=1e-4) for m in metres)
+                                      or np.allclose(g, cam.min_radius)):
                     raise _hint(fail, "looks like metres on the sensor: divide by the pixel "
                                       "size to get pixels") from None
                 raise
@@ -425,9 +426,10 @@ def check_depth_metrics(fn):
             if not isinstance(got, dict):
                 raise _Fail(f"return a dict with keys 'rmse', 'absrel', 'delta1'; "
                             f"got {type(got).__name__}")
+            missing = [key for key in ("rmse", "absrel", "delta1") if key not in got]
+            if missing:
+                raise _Fail(f"the dict has no key {missing[0]!r} (its keys: {sorted(got)})")
             for key in ("rmse", "absrel", "delta1"):
-                if key not in got:
-                    raise _Fail(f"the dict has no key {key!r} (keys: {sorted(got)})")
                 try:
                     _scalar(key, got[key], want[key], rtol=1e-6, atol=1e-9)
                 except _Fail as fail:

@@ -1,0 +1,481 @@
+"""The exercise checkers: right answers pass, typical mistakes fail with a useful message."""
+
+import math
+
+import numpy as np
+import pytest
+
+import dfd_lite as dl
+from dfd_lite import checks
+
+
+def not_implemented(*args, **kwargs):
+    raise NotImplementedError
+
+
+def run(check, fn, capsys):
+    """Run a check; return (result, printed text). The check must never raise."""
+    result = check(fn)
+    return result, capsys.readouterr().out
+
+
+def assert_passes(check, fn, capsys):
+    result, out = run(check, fn, capsys)
+    assert result is True, out
+    assert "cases passed" in out and "failed" not in out
+
+
+def assert_fails(check, fn, capsys, *fragments):
+    result, out = run(check, fn, capsys)
+    assert result is False, out
+    for fragment in fragments:
+        assert fragment in out, f"{fragment!r} not in {out!r}"
+    return out
+
+
+ALL_CHECKS = [getattr(checks, name) for name in checks.__all__]
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
+def test_not_implemented_is_reported_not_raised(check, capsys):
+    out = assert_fails(check, not_implemented, capsys, "not implemented yet",
+                       "raise NotImplementedError")
+    assert out.startswith(check.__name__)
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
+def test_other_exceptions_are_reported_with_type_and_case(check, capsys):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    assert_fails(check, broken, capsys, "case 1 of", "ZeroDivisionError: boom")
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
+def test_not_a_function(check, capsys):
+    assert_fails(check, 42, capsys, "expected a function")
+
+
+# ---------------------------------------------------------------------------
+# check_coc_radius
+
+def coc_right(depth, camera):
+    z = np.asarray(depth, dtype=np.float64)
+    zf = np.asarray(camera.focus_distances).reshape((-1,) + (1,) * z.ndim)
+    f = camera.focal_length
+    coc = camera.aperture * np.abs(z - zf) / z * f / (zf - f)
+    return np.maximum(coc / (2 * camera.pixel_size), camera.min_radius)
+
+
+def test_coc_radius_right(capsys):
+    assert_passes(checks.check_coc_radius, coc_right, capsys)
+    assert_passes(checks.check_coc_radius, lambda d, c: dl.coc_radius(d, c), capsys)
+
+
+def test_coc_radius_forgot_clamp(capsys):
+    assert_fails(checks.check_coc_radius, lambda d, c: dl.coc_radius(d, c, clamp=False),
+                 capsys, "case 1 of 4", "unclamped", "min_radius")
+
+
+def test_coc_radius_diameter_instead_of_radius(capsys):
+    def diameter(d, c):
+        return np.maximum(2 * dl.coc_radius(d, c, clamp=False), c.min_radius)
+
+    assert_fails(checks.check_coc_radius, diameter, capsys, "diameter")
+
+
+def test_coc_radius_wrong_units(capsys):
+    def metres(d, c):  # forgot to divide by the pixel size
+        return dl.coc_radius(d, c, clamp=False) * c.pixel_size
+
+    assert_fails(checks.check_coc_radius, metres, capsys, "pixel size")
+
+    def metres_clamped(d, c):  # the same, then clamped: everything becomes min_radius
+        return np.maximum(dl.coc_radius(d, c, clamp=False) * c.pixel_size, c.min_radius)
+
+    assert_fails(checks.check_coc_radius, metres_clamped, capsys, "pixel size")
+
+
+def test_coc_radius_hard_coded_clamp(capsys):
+    # right for NYUv2 (min_radius 2), wrong for the camera with min_radius 0
+    def hard(d, c):
+        return np.maximum(dl.coc_radius(d, c, clamp=False), 2.0)
+
+    assert_fails(checks.check_coc_radius, hard, capsys, "case 3 of 4", "min_radius=0")
+
+
+def test_coc_radius_wrong_shape(capsys):
+    assert_fails(checks.check_coc_radius, lambda d, c: np.moveaxis(dl.coc_radius(d, c), 0, -1),
+                 capsys, "shape (3, 4, 5)", "expected (5, 3, 4)")
+
+
+def test_coc_radius_returns_none(capsys):
+    assert_fails(checks.check_coc_radius, lambda d, c: None, capsys, "forget to `return`")
+
+
+# ---------------------------------------------------------------------------
+# check_gaussian_weights
+
+def weights_right(radius, k):
+    o = np.arange(k) - k // 2
+    g = np.exp(-o ** 2 / (2.0 * radius ** 2))
+    return g / g.sum()
+
+
+def test_gaussian_weights_right(capsys):
+    assert_passes(checks.check_gaussian_weights, weights_right, capsys)
+
+
+def test_gaussian_weights_unnormalised(capsys):
+    def raw(radius, k):
+        o = np.arange(k) - k // 2
+        return np.exp(-o ** 2 / (2.0 * radius ** 2))
+
+    assert_fails(checks.check_gaussian_weights, raw, capsys, "case 1 of 4", "sum to 1")
+
+
+def test_gaussian_weights_sigma_not_squared(capsys):
+    def wrong(radius, k):
+        o = np.arange(k) - k // 2
+        g = np.exp(-o ** 2 / (2.0 * radius))
+        return g / g.sum()
+
+    assert_fails(checks.check_gaussian_weights, wrong, capsys, "case 1 of 4", "weights")
+
+
+def test_gaussian_weights_off_by_one_window(capsys):
+    def off(radius, k):  # offsets 0..K-1 instead of centred on 0
+        o = np.arange(k)
+        g = np.exp(-o ** 2 / (2.0 * radius ** 2))
+        return g / g.sum()
+
+    assert_fails(checks.check_gaussian_weights, off, capsys, "largest error")
+
+
+def test_gaussian_weights_wrong_length(capsys):
+    assert_fails(checks.check_gaussian_weights, lambda r, k: weights_right(r, k + 1), capsys,
+                 "shape (8,)", "expected (7,)")
+
+
+# ---------------------------------------------------------------------------
+# check_adjoint
+
+def adjoint_sparse(op, stack):
+    a = op.to_sparse()
+    f, h, w, c = stack.shape
+    cols = [a.T @ stack[..., ch].reshape(-1) for ch in range(c)]
+    return np.stack(cols, axis=-1).reshape(h, w, c)
+
+
+def test_adjoint_right(capsys):
+    assert_passes(checks.check_adjoint, adjoint_sparse, capsys)
+    assert_passes(checks.check_adjoint, lambda op, s: op.adjoint(s), capsys)
+
+
+def test_adjoint_forgot_transpose(capsys):
+    def no_transpose(op, stack):  # applies A's first block instead of A^T
+        a = op.to_sparse()
+        f, h, w, c = stack.shape
+        first = a[:h * w]
+        return np.stack([first @ stack[0, ..., ch].reshape(-1) for ch in range(c)],
+                        -1).reshape(h, w, c)
+
+    assert_fails(checks.check_adjoint, no_transpose, capsys, "case 1 of 3", "largest error")
+
+
+def test_adjoint_channels_first(capsys):
+    assert_fails(checks.check_adjoint, lambda op, s: np.moveaxis(op.adjoint(s), -1, 0),
+                 capsys, "channel axis last")
+
+
+def test_adjoint_only_one_channel(capsys):
+    # works on the single-channel case only if channels are looped correctly
+    assert_fails(checks.check_adjoint, lambda op, s: op.adjoint(s)[..., :1], capsys,
+                 "case 1 of 3", "shape")
+
+
+# ---------------------------------------------------------------------------
+# check_fista_step
+
+def fista_right(op, stack, x, y, t, step, bounds=(0.0, 1.0)):
+    grad = op.adjoint(op.forward(y) - stack)
+    x_new = np.clip(y - np.float32(step) * grad, bounds[0], bounds[1])
+    t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
+    y_new = x_new + np.float32((t - 1) / t_new) * (x_new - x)
+    return x_new, y_new, t_new
+
+
+def test_fista_step_right(capsys):
+    assert_passes(checks.check_fista_step, fista_right, capsys)
+
+
+def test_fista_step_forgot_clip(capsys):
+    def no_clip(op, stack, x, y, t, step, bounds=(0.0, 1.0)):
+        x_new = y - np.float32(step) * op.adjoint(op.forward(y) - stack)
+        t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        return x_new, x_new + np.float32((t - 1) / t_new) * (x_new - x), t_new
+
+    assert_fails(checks.check_fista_step, no_clip, capsys, "x_new", "clip")
+
+
+def test_fista_step_ignores_bounds(capsys):
+    def fixed_box(op, stack, x, y, t, step, bounds=(0.0, 1.0)):
+        return fista_right(op, stack, x, y, t, step)
+
+    assert_fails(checks.check_fista_step, fixed_box, capsys, "case 3 of 4", "bounds=(0.3, 0.6)")
+
+
+def test_fista_step_wrong_gradient_sign(capsys):
+    def ascent(op, stack, x, y, t, step, bounds=(0.0, 1.0)):
+        x_new = np.clip(y + np.float32(step) * op.adjoint(op.forward(y) - stack), *bounds)
+        t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        return x_new, x_new + np.float32((t - 1) / t_new) * (x_new - x), t_new
+
+    assert_fails(checks.check_fista_step, ascent, capsys, "case 1 of 4", "x_new")
+
+
+def test_fista_step_wrong_momentum(capsys):
+    def new_t_in_beta(op, stack, x, y, t, step, bounds=(0.0, 1.0)):
+        x_new, _, t_new = fista_right(op, stack, x, y, t, step, bounds)
+        return x_new, x_new + np.float32((t_new - 1) / t_new) * (x_new - x), t_new
+
+    assert_fails(checks.check_fista_step, new_t_in_beta, capsys, "case 1 of 4", "y_new",
+                 "OLD t")
+
+
+def test_fista_step_wrong_t(capsys):
+    def t_plus_one(op, stack, x, y, t, step, bounds=(0.0, 1.0)):
+        x_new, y_new, _ = fista_right(op, stack, x, y, t, step, bounds)
+        return x_new, y_new, t + 1
+
+    assert_fails(checks.check_fista_step, t_plus_one, capsys, "t_new: expected")
+
+
+def test_fista_step_float64_leak(capsys):
+    def leaky(op, stack, x, y, t, step, bounds=(0.0, 1.0)):
+        x_new, _, _ = fista_right(op, stack, x, y, t, step, bounds)
+        t_new = (1 + np.sqrt(1 + 4 * t * t)) / 2  # a np.float64 scalar
+        return x_new, x_new + ((t - 1) / t_new) * (x_new - x), float(t_new)
+
+    assert_fails(checks.check_fista_step, leaky, capsys, "y_new has dtype float64",
+                 "float32")
+
+
+def test_fista_step_returns_two_values(capsys):
+    assert_fails(checks.check_fista_step, lambda *a, **k: fista_right(*a, **k)[:2], capsys,
+                 "(x_new, y_new, t_new)")
+
+
+# ---------------------------------------------------------------------------
+# check_power_iteration
+
+def power_right(op, num_iters):
+    h, w = op.image_shape
+    v = np.random.default_rng(0).random((h, w)).astype(np.float32)
+    v /= np.linalg.norm(v)
+    est = 0.0
+    for _ in range(num_iters):
+        u = op.adjoint(op.forward(v))
+        est = float(np.linalg.norm(u))
+        v = u / np.float32(est)
+    return est
+
+
+def test_power_iteration_right(capsys):
+    assert_passes(checks.check_power_iteration, power_right, capsys)
+    assert_passes(checks.check_power_iteration,
+                  lambda op, n: dl.lipschitz_constant(op, n), capsys)  # with 2 % safety
+
+
+def test_power_iteration_norm_not_squared(capsys):
+    assert_fails(checks.check_power_iteration, lambda op, n: math.sqrt(power_right(op, n)),
+                 capsys, "case 1 of 3", "||A||")
+
+
+def test_power_iteration_too_few_iterations(capsys):
+    def one_step(op, num_iters):  # ignores num_iters; one step from a spiky start
+        h, w = op.image_shape
+        v = np.zeros((h, w), dtype=np.float32)
+        v[0, 0] = 1.0
+        return float(np.linalg.norm(op.adjoint(op.forward(v))))
+
+    assert_fails(checks.check_power_iteration, one_step, capsys, "estimate")
+
+
+def test_power_iteration_returns_array(capsys):
+    assert_fails(checks.check_power_iteration, lambda op, n: np.ones(3), capsys,
+                 "single number")
+
+
+# ---------------------------------------------------------------------------
+# check_golden_section
+
+def golden_right(f, lo, hi, tol):
+    phi = (math.sqrt(5) - 1) / 2
+    c, d = hi - phi * (hi - lo), lo + phi * (hi - lo)
+    fc, fd = f(c), f(d)
+    while hi - lo > tol:
+        if fc <= fd:
+            hi, d, fd = d, c, fc
+            c = hi - phi * (hi - lo)
+            fc = f(c)
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + phi * (hi - lo)
+            fd = f(d)
+    return c if fc <= fd else d
+
+
+def test_golden_section_right(capsys):
+    assert_passes(checks.check_golden_section, golden_right, capsys)
+    assert_passes(checks.check_golden_section,
+                  lambda f, lo, hi, tol: dl.golden_section_search(f, lo, hi, tol)[0], capsys)
+
+
+def test_golden_section_wrong_branch(capsys):
+    def inverted(f, lo, hi, tol):  # keeps the wrong part of the bracket
+        phi = (math.sqrt(5) - 1) / 2
+        while hi - lo > tol:
+            c, d = hi - phi * (hi - lo), lo + phi * (hi - lo)
+            if f(c) > f(d):
+                hi = d
+            else:
+                lo = c
+        return (lo + hi) / 2
+
+    assert_fails(checks.check_golden_section, inverted, capsys, "case 1 of 4", "z: expected")
+
+
+def test_golden_section_returns_tuple(capsys):
+    assert_fails(checks.check_golden_section,
+                 lambda f, lo, hi, tol: dl.golden_section_search(f, lo, hi, tol), capsys,
+                 "return only z")
+
+
+def test_golden_section_brute_force_is_too_slow(capsys):
+    def brute(f, lo, hi, tol):
+        zs = np.arange(lo, hi + tol, tol / 2)
+        return float(zs[np.argmin([f(z) for z in zs])])
+
+    assert_fails(checks.check_golden_section, brute, capsys, "evaluated f", "0.618")
+
+
+def test_golden_section_stops_early(capsys):
+    # a loose stopping rule (10 * tol) misses the minimiser by more than tol
+    assert_fails(checks.check_golden_section,
+                 lambda f, lo, hi, tol: golden_right(f, lo, hi, 40 * tol), capsys, "z: expected")
+
+
+def test_golden_section_outside_bracket(capsys):
+    assert_fails(checks.check_golden_section, lambda f, lo, hi, tol: hi + 1.0, capsys,
+                 "z: expected")
+
+
+# ---------------------------------------------------------------------------
+# check_grid_argmin
+
+def test_grid_argmin_right(capsys):
+    assert_passes(checks.check_grid_argmin, lambda v, c: c[np.argmin(v, axis=0)], capsys)
+
+
+def test_grid_argmin_returns_index(capsys):
+    assert_fails(checks.check_grid_argmin, lambda v, c: np.argmin(v, axis=0), capsys,
+                 "case 1 of 4", "indices")
+
+
+def test_grid_argmin_off_by_one(capsys):
+    def shifted(v, c):
+        return c[np.minimum(np.argmin(v, axis=0) + 1, len(c) - 1)]
+
+    assert_fails(checks.check_grid_argmin, shifted, capsys, "case 1 of 4", "largest error")
+
+
+def test_grid_argmin_uses_argmax(capsys):
+    assert_fails(checks.check_grid_argmin, lambda v, c: c[np.argmax(v, axis=0)], capsys,
+                 "LARGEST")
+
+
+def test_grid_argmin_assumes_linear_spacing(capsys):
+    def linear(v, c):  # rebuilds the candidates as if they were evenly spaced
+        even = np.linspace(c[0], c[-1], len(c))
+        return even[np.argmin(v, axis=0)]
+
+    assert_fails(checks.check_grid_argmin, linear, capsys, "case 2 of 4", "unevenly")
+
+
+def test_grid_argmin_wrong_axis(capsys):
+    assert_fails(checks.check_grid_argmin, lambda v, c: c[np.argmin(v, axis=1)], capsys,
+                 "shape")
+
+
+# ---------------------------------------------------------------------------
+# check_depth_metrics
+
+def metrics_right(pred, gt):
+    ratio = np.maximum(pred / gt, gt / pred)
+    return {"rmse": np.sqrt(np.mean((pred - gt) ** 2)),
+            "absrel": np.mean(np.abs(pred - gt) / gt),
+            "delta1": np.mean(ratio < 1.25)}
+
+
+def test_depth_metrics_right(capsys):
+    assert_passes(checks.check_depth_metrics, metrics_right, capsys)
+    assert_passes(checks.check_depth_metrics, lambda p, g: dl.depth_metrics(p, g), capsys)
+
+
+def test_depth_metrics_absrel_divides_by_pred(capsys):
+    def by_pred(pred, gt):
+        out = metrics_right(pred, gt)
+        out["absrel"] = np.mean(np.abs(pred - gt) / pred)
+        return out
+
+    assert_fails(checks.check_depth_metrics, by_pred, capsys, "case 1 of 4", "absrel",
+                 "TRUE depth")
+
+
+def test_depth_metrics_one_sided_ratio(capsys):
+    def one_sided(pred, gt):
+        out = metrics_right(pred, gt)
+        out["delta1"] = np.mean(pred / gt < 1.25)
+        return out
+
+    assert_fails(checks.check_depth_metrics, one_sided, capsys, "delta1")
+
+
+def test_depth_metrics_less_or_equal(capsys):
+    def le(pred, gt):
+        out = metrics_right(pred, gt)
+        out["delta1"] = np.mean(np.maximum(pred / gt, gt / pred) <= 1.25)
+        return out
+
+    assert_fails(checks.check_depth_metrics, le, capsys, "case 4 of 4", "strictly")
+
+
+def test_depth_metrics_mse_not_rmse(capsys):
+    def mse(pred, gt):
+        out = metrics_right(pred, gt)
+        out["rmse"] = np.mean((pred - gt) ** 2)
+        return out
+
+    assert_fails(checks.check_depth_metrics, mse, capsys, "rmse", "sqrt")
+
+
+def test_depth_metrics_missing_key(capsys):
+    assert_fails(checks.check_depth_metrics,
+                 lambda p, g: {"rmse": 0.0, "absrel": 0.0}, capsys, "no key 'delta1'")
+
+
+def test_depth_metrics_not_a_dict(capsys):
+    assert_fails(checks.check_depth_metrics, lambda p, g: (1.0, 2.0, 3.0), capsys,
+                 "return a dict")
+
+
+def test_checks_do_not_modify_or_depend_on_input_mutation(capsys):
+    # a student's function that scribbles on its inputs must not corrupt the reference
+    def scribble(pred, gt):
+        out = metrics_right(pred.copy(), gt.copy())
+        pred[...] = 0.0
+        gt[...] = 1.0
+        return out
+
+    assert_passes(checks.check_depth_metrics, scribble, capsys)
