@@ -10,7 +10,5 @@ import os
 
 if os.environ.get("DFD_LITE_REAL_CUDA") != "1":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
-# Headless plotting for every test and every notebook kernel started by nbval.
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 collect_ignore_glob = ["_build/*", "book/_build/*"]

@@ -33,7 +33,7 @@ from dfd_lite.aif import _fista_planar, lipschitz_constant  # noqa: E402
 from dfd_lite.depth import GOLDEN, _depth_step_planar, _grid_search_planar, _refine_planar  # noqa: E402
 
 CAM = dl.Camera.nyuv2()
-SOLVE = dict(depth_range=(0.1, 10.0), num_depths=100, epochs=10, aif_iters=60,
+SOLVE = dict(depth_range=(0.1, 10.0), num_depths=100, epochs=10, aif_iters=100,
              aif_growth=1.0, window=3, progress=False)
 
 
