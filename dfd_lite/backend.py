@@ -5,6 +5,21 @@ from __future__ import annotations
 BACKENDS = ("auto", "cpu", "cuda")
 
 
+def import_numba_cuda():
+    """Import and return ``numba.cuda``.
+
+    numba-cuda 0.30 still registers an overload for ``np.row_stack``, an
+    alias of ``np.vstack`` that NumPy 2.5 removed, and fails to import
+    there; the alias is restored first so the GPU path works with either.
+    """
+    import numpy as np
+
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+    from numba import cuda
+    return cuda
+
+
 def cuda_simulated() -> bool:
     """True when ``NUMBA_ENABLE_CUDASIM=1`` replaced the GPU by Numba's simulator."""
     from numba import config
@@ -14,8 +29,7 @@ def cuda_simulated() -> bool:
 def cuda_available() -> bool:
     """True when Numba can reach a CUDA GPU or its simulator is switched on."""
     try:
-        from numba import cuda
-        return bool(cuda.is_available())
+        return bool(import_numba_cuda().is_available())
     except Exception:  # numba without a CUDA target, or a broken driver
         return False
 

@@ -21,8 +21,9 @@ The kernels, one idea each:
   ``q``. No two threads write the same pixel, so no atomics are needed and
   the result is the exact transpose of the forward kernel's sums.
 * ``_grid_kernel`` - one thread per pixel walks the candidate depths and
-  keeps a running minimum; a constant depth means one set of 1-D weights
-  per candidate and slice, shared by all threads.
+  keeps a running minimum. A candidate is one depth for the whole image,
+  so its blur is separable: the block blurs its shared tile along columns
+  into shared memory, and each thread finishes its pixel along the row.
 * ``_golden_kernel`` - one thread per pixel runs the golden-section search
   in ``[Z_{k-1}, Z_{k+1}]``; the per-pixel loss is a device function
   (thin-lens radius, Gaussian weights, ``K x K`` gather, all slices and
@@ -36,11 +37,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import config, cuda, float32, float64
 
-from .depth import GOLDEN, DepthResult
-from .blur import gaussian_weights
-from .optics import coc_radius
+from .backend import import_numba_cuda
+
+cuda = import_numba_cuda()  # before anything else touches numba.cuda
+
+from numba import config, float32, float64  # noqa: E402
+
+from .depth import GOLDEN, DepthResult  # noqa: E402
+from .blur import gaussian_weights  # noqa: E402
+from .optics import coc_radius  # noqa: E402
 
 __all__ = [
     "DeviceBlur",
@@ -49,6 +55,9 @@ __all__ = [
     "depth_step_planar",
     "solver_steps",
     "DeviceSolver",
+    "DeviceDepth",
+    "DeviceFista",
+    "device_lipschitz",
     "max_kernel_size",
 ]
 
@@ -67,7 +76,9 @@ _INF = np.float32(np.inf)
 # of them at the image border and run about twice as fast there.
 BLOCK_SIDE = 8 if getattr(config, "ENABLE_CUDASIM", 0) else 16
 _MAX_K = 99                  # size of the per-thread weight array (local memory)
-_TPB = 256                   # threads per block of the 1-D kernels
+# Threads per block of the 1-D kernels (a power of two for the tree
+# reduction); the simulator pays per thread at every syncthreads.
+_TPB = 64 if getattr(config, "ENABLE_CUDASIM", 0) else 256
 _SHARED_LIMIT = 48 * 1024    # bytes of dynamic shared memory a block may use
 _SHARED_TARGET = 24 * 1024   # stage fewer channels at once beyond this (occupancy)
 _VOLUME_BYTES = 256 * 2**20  # loss maps held at once by the windowed grid search
@@ -250,45 +261,71 @@ def _weights_kernel(depth, focus, coef, rmin, w):
 # ---------------------------------------------------------------------------
 
 @cuda.jit
-def _grid_kernel(x, b, wk, n0, cs, best, index, volume):
-    # Loss of the constant depths n0, n0 + 1, ... at every pixel. With an
-    # empty volume: keep the running minimum over all candidates in
-    # best/index. Otherwise store loss n0 + j in volume[j] (for a box
-    # filter before the minimum).
+def _grid_kernel(x, b, wk, n0, cs, keep_min, best, index, volume):
+    # Loss of the constant depths n0, n0 + 1, ... at every pixel. keep_min:
+    # keep the running minimum over all candidates in best/index. Else
+    # store loss n0 + j in volume[j] (for a box filter before the minimum).
+    #
+    # A constant depth makes the blur separable, and the whole block uses
+    # the same weights: the block first blurs its tile along columns into
+    # shared memory (vertical pass), then each thread finishes its own
+    # pixel along the row (horizontal pass). That is about 2K instead of
+    # K^2 multiply-adds per pixel, slice and channel.
     n_f, n_c, height, width = b.shape
     k = wk.shape[2]
     half = k // 2
-    tile = cuda.shared.array(0, dtype=float32)
+    smem = cuda.shared.array(0, dtype=float32)
     wl = cuda.local.array(_MAX_K, dtype=float32)
     ty = cuda.threadIdx.y
     tx = cuda.threadIdx.x
-    y0 = cuda.blockIdx.y * cuda.blockDim.y
-    x0 = cuda.blockIdx.x * cuda.blockDim.x
-    th = cuda.blockDim.y + 2 * half
-    tw = cuda.blockDim.x + 2 * half
+    bh = cuda.blockDim.y
+    bw = cuda.blockDim.x
+    tid = ty * bw + tx
+    nth = bh * bw
+    y0 = cuda.blockIdx.y * bh
+    x0 = cuda.blockIdx.x * bw
+    th = bh + 2 * half
+    tw = bw + 2 * half
+    vbase = cs * th * tw  # the vertical pass lives after the tile: cs x bh x tw
     py = y0 + ty
     px = x0 + tx
     inside = py < height and px < width
     qy = min(py, height - 1)
     qx = min(px, width - 1)
-    keep_min = volume.shape[0] == 0
     n1 = wk.shape[0] if keep_min else min(wk.shape[0], n0 + volume.shape[0])
     restage = cs < n_c
     if not restage:
-        _stage(x, tile, 0, cs, y0, x0, half, th, tw)
+        _stage(x, smem, 0, cs, y0, x0, half, th, tw)
     cur = _INF
     cur_i = 0
     for n in range(n0, n1):
         loss = _F0
         for c0 in range(0, n_c, cs):
             if restage:
-                _stage(x, tile, c0, cs, y0, x0, half, th, tw)
+                _stage(x, smem, c0, cs, y0, x0, half, th, tw)
+            ncs = min(cs, n_c - c0)
             for f in range(n_f):
-                for a in range(k):  # the same few weights for every thread: cached reads
+                for a in range(k):  # the same weights for every thread: cached reads
                     wl[a] = wk[n, f, a]
-                for ci in range(min(cs, n_c - c0)):
-                    d = _blur_at(tile, ci, ty, tx, th, tw, wl, k) - b[f, c0 + ci, qy, qx]
+                for s in range(tid, ncs * bh * tw, nth):
+                    ci = s // (bh * tw)
+                    r = s - ci * bh * tw
+                    i = r // tw
+                    j = r - i * tw
+                    src = ci * th * tw + i * tw + j
+                    acc = _F0
+                    for a in range(k):
+                        acc += wl[a] * smem[src + a * tw]
+                    smem[vbase + s] = acc
+                cuda.syncthreads()
+                for ci in range(ncs):
+                    row = vbase + ci * bh * tw + ty * tw + tx
+                    pred = _F0
+                    for bb in range(k):
+                        pred += wl[bb] * smem[row + bb]
+                    d = pred - b[f, c0 + ci, qy, qx]
                     loss += d * d
+                cuda.syncthreads()  # the vertical pass is overwritten next
         if keep_min:
             if loss < cur:  # strict: the first of equal losses wins, as on the CPU
                 cur = loss
@@ -462,8 +499,10 @@ def _extrapolate_kernel(new, old, out, beta):
 
 @cuda.jit
 def _sum_sq_kernel(a, b, subtract, out, slot):
-    # out[slot] += sum (a - b)^2 (or sum a^2): per-block tree reduction in
-    # shared memory, then one float64 atomic per block.
+    # out[slot] += sum (a - b)^2 (or sum a^2). Each thread sums a grid-stride
+    # share; after one barrier the first thread of every 32 adds up its
+    # group's partial sums and makes one float64 atomic add. (A tree
+    # reduction needs log2(threads) barriers; one is enough here.)
     buf = cuda.shared.array(_TPB, dtype=float32)
     t = cuda.threadIdx.x
     acc = _F0
@@ -474,14 +513,11 @@ def _sum_sq_kernel(a, b, subtract, out, slot):
         acc += v * v
     buf[t] = acc
     cuda.syncthreads()
-    s = _TPB // 2
-    while s > 0:
-        if t < s:
-            buf[t] += buf[t + s]
-        cuda.syncthreads()
-        s //= 2
-    if t == 0:
-        cuda.atomic.add(out, slot, float64(buf[0]))
+    if t % 32 == 0:
+        s = _F0
+        for j in range(t, min(t + 32, _TPB)):
+            s += buf[j]
+        cuda.atomic.add(out, slot, float64(s))
 
 
 @cuda.jit
@@ -511,7 +547,20 @@ def _to_device(a, name="array"):
         if np.dtype(arr.dtype) != np.float32:
             raise TypeError(f"{name} on the device must be float32, got {arr.dtype}")
         return arr
-    return cuda.to_device(np.ascontiguousarray(a, dtype=np.float32))
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if a.strides != _c_strides(a.shape, a.itemsize):
+        # NumPy calls an array with a length-1 axis contiguous whatever that
+        # axis's stride; numba-cuda's reshape does not, so normalise it.
+        a = a.copy()
+    return cuda.to_device(a)
+
+
+def _c_strides(shape, itemsize):
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
 
 
 def _blocks1(n):
@@ -523,17 +572,19 @@ def _grid2(height, width, side=None):
     return ((width + side - 1) // side, (height + side - 1) // side), (side, side)
 
 
-def _tile_config(height, width, k, n_c):
+def _tile_config(height, width, k, n_c, separable=False):
     """Launch geometry of the shared-memory kernels.
 
     Returns ``(grid, block, cs, nbytes)``: 2-D grid and block, the number
-    ``cs`` of channels staged at once, and the dynamic shared memory in bytes.
+    ``cs`` of channels staged at once, and the dynamic shared memory in
+    bytes (per channel: the tile with its halo, plus the vertical pass of
+    the separable grid-search kernel when ``separable``).
     """
     if k > _MAX_K:
         raise ValueError(f"kernel_size {k} is larger than the CUDA kernels support "
                          f"({_MAX_K}); use backend='cpu'")
     for side in (16, 8, 4):
-        plane = (side + k - 1) ** 2 * 4
+        plane = (side + k - 1) * (side + k - 1 + (side if separable else 0)) * 4
         if side <= BLOCK_SIDE and plane <= _SHARED_LIMIT:
             break
     cs = int(max(1, min(n_c, _SHARED_TARGET // plane)))
@@ -786,9 +837,10 @@ class DeviceDepth:
         self.shape = tuple(int(s) for s in self.x.shape[1:])
         self.focus, self.coef, self.rmin = camera_arrays or _camera_arrays(camera)
         self.config = _tile_config(*self.shape, self.k, int(self.x.shape[0]))
+        self.grid_config = _tile_config(*self.shape, self.k, int(self.x.shape[0]), True)
 
-    def _launch(self, kernel, *args):
-        grid, block, cs, nbytes = self.config
+    def _launch(self, kernel, *args, config=None):
+        grid, block, cs, nbytes = config or self.config
         kernel[grid, block, 0, nbytes](*args)
 
     def grid(self, cands, window=1):
@@ -796,14 +848,15 @@ class DeviceDepth:
         cands = np.asarray(cands, dtype=np.float64)
         wk = gaussian_weights(coc_radius(cands, self.camera), self.k)  # (F, N, K) as on the CPU
         wk = cuda.to_device(np.ascontiguousarray(np.moveaxis(wk, 1, 0)))  # (N, F, K)
-        cs = self.config[2]
+        cs = self.grid_config[2]
         h, w = self.shape
         best = cuda.device_array((h, w), dtype=np.float32)
         index = cuda.device_array((h, w), dtype=np.int32)
         if window == 1:
             # one launch: every thread walks all candidates with a running minimum
-            self._launch(_grid_kernel, self.x, self.b, wk, 0, cs, best, index,
-                         cuda.device_array((0, 1, 1), dtype=np.float32))
+            self._launch(_grid_kernel, self.x, self.b, wk, 0, cs, True, best, index,
+                         cuda.device_array((1, 1, 1), dtype=np.float32),
+                         config=self.grid_config)
             return index, best
         # The box filter needs whole loss maps: compute them for a chunk of
         # candidates at a time, filter, then fold them into the minimum.
@@ -817,7 +870,8 @@ class DeviceDepth:
         for n0 in range(0, cands.size, chunk):
             m = min(chunk, cands.size - n0)
             v, t = vol[:m], tmp[:m]
-            self._launch(_grid_kernel, self.x, self.b, wk, n0, cs, best, index, v)
+            self._launch(_grid_kernel, self.x, self.b, wk, n0, cs, False, best, index, v,
+                         config=self.grid_config)
             _box_kernel[grid2, block2](v, t, half, 0)
             _box_kernel[grid2, block2](t, v, half, 1)
             _volume_min_kernel[grid2, block2](v, n0, best, index)

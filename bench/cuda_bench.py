@@ -1,0 +1,339 @@
+"""Benchmark: the CUDA kernels of dfd_lite next to the CPU (Numba) path.
+
+Run from the repository root on a machine with an NVIDIA GPU::
+
+    python3 bench/cuda_bench.py                # 240x320 (K=11) and 480x640 (K=23)
+    python3 bench/cuda_bench.py --smoke        # tiny sizes; the simulator when no GPU
+
+It times, for F = 5 slices of an RGB image with the NYUv2 camera: one
+forward pass, one adjoint pass, one FISTA iteration (on the device), the
+grid search over 100 candidates, the golden-section refinement, and the
+whole solver (5 epochs) on the Middlebury scene with its depth RMSE. Each
+GPU region is timed between ``cuda.synchronize()`` calls, after a warm-up
+(which also compiles the kernels), as the median of repeats. The CPU path
+is measured in the same run, with fewer repeats.
+
+The table is printed as markdown and, when ``$OUT`` is set, also written
+to ``$OUT/cuda_bench.md``. A failed measurement prints an error row and the
+script carries on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes and few repeats; runs in the CUDA simulator when no GPU")
+    p.add_argument("--sizes", default=None,
+                   help="comma-separated HxW (default 240x320,480x640; smoke: 16x16)")
+    p.add_argument("--repeats", type=int, default=None, help="GPU repeats (default 10; smoke 1)")
+    p.add_argument("--cpu-repeats", type=int, default=None,
+                   help="CPU repeats (default 3; smoke 1)")
+    p.add_argument("--epochs", type=int, default=None, help="solver epochs (default 5; smoke 1)")
+    p.add_argument("--num-depths", type=int, default=None,
+                   help="grid-search candidates (default 100; smoke 4)")
+    p.add_argument("--skip-cpu-solve", action="store_true",
+                   help="do not run the (slow) CPU solver")
+    return p.parse_args(argv)
+
+
+def setup_environment(args):
+    """Choose real GPU or simulator before numba is imported; make dfd_lite importable."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    has_gpu = shutil.which("nvidia-smi") is not None
+    if args.smoke and not has_gpu:
+        os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    return has_gpu
+
+
+class Table:
+    """Rows of the result table; printed as they come and rendered as markdown."""
+
+    header = ("size", "step", "CPU", "CUDA", "speed-up", "notes")
+
+    def __init__(self, preamble=(), path=None):
+        self.rows = []
+        self.preamble = list(preamble)
+        self.path = path
+
+    def add(self, size, step, cpu=None, gpu=None, notes=""):
+        speed = f"{cpu / gpu:.1f}x" if cpu and gpu else ""
+        row = (size, step, _fmt(cpu), _fmt(gpu), speed, notes)
+        self.rows.append(row)
+        print("  " + " | ".join(row), flush=True)
+        self.save()  # after every row: a run cut short still leaves its table
+
+    def text(self):
+        return "\n".join(self.preamble + ["", self.markdown(), ""])
+
+    def save(self):
+        if self.path:
+            with open(self.path, "w") as fh:
+                fh.write(self.text())
+
+    def markdown(self):
+        lines = ["| " + " | ".join(self.header) + " |",
+                 "| " + " | ".join("---" for _ in self.header) + " |"]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def _fmt(seconds):
+    if seconds is None:
+        return ""
+    if isinstance(seconds, str):
+        return seconds
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def median_time(fn, repeats, sync=lambda: None, warmup=1):
+    """Median wall time of ``fn()`` over ``repeats`` runs, synchronised, after warm-up."""
+    for _ in range(warmup):
+        fn()
+        sync()
+    times = []
+    for _ in range(max(1, repeats)):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def guarded(table, size, step, fn):
+    """Run one measurement; on failure record an error row instead of stopping."""
+    try:
+        fn()
+    except Exception as exc:  # a crash must not waste the rest of the GPU run
+        msg = f"{type(exc).__name__}: {exc}".replace("|", "/").replace("\n", " ")[:160]
+        table.add(size, step, notes=f"ERROR {msg}")
+        traceback.print_exc()
+
+
+def bench_size(table, shape, k, cfg):
+    import numpy as np
+    from dfd_lite.backend import import_numba_cuda
+    cuda = import_numba_cuda()  # with the NumPy 2.5 fix for numba-cuda 0.30
+
+    import dfd_lite as dl
+    from dfd_lite import aif as aif_mod
+    from dfd_lite import blur as bl
+    from dfd_lite import cuda as dc
+    from dfd_lite import depth as dp
+
+    size = f"{shape[0]}x{shape[1]} K={k}"
+    cam = dl.Camera.nyuv2()
+    sync = cuda.synchronize
+    reps, cpu_reps = cfg["repeats"], cfg["cpu_repeats"]
+    try:
+        scene = dl.middlebury_scene(shape)
+        scene_note = "Middlebury"
+    except Exception as exc:  # keep benchmarking on a synthetic scene
+        print(f"middlebury_scene failed ({exc}); using synthetic_scene", flush=True)
+        scene = dl.synthetic_scene(shape, seed=0)
+        scene_note = "synthetic scene (Middlebury failed)"
+    aif = scene.aif.astype(np.float32)
+    stack = dl.render_stack(aif, scene.depth, cam, k, noise_std=0.0, backend="cpu")
+    x = np.ascontiguousarray(np.moveaxis(aif, -1, 0))
+    b = np.ascontiguousarray(np.moveaxis(stack, -1, 1))
+    wts = bl.planar_weights(scene.depth, cam, k)
+    state = {}
+
+    def blur_ops():
+        dev = dc.DeviceBlur(wts)
+        x_d, b_d = cuda.to_device(x), cuda.to_device(b)
+        ax_d = cuda.device_array(b.shape, dtype=np.float32)
+        at_d = cuda.device_array(x.shape, dtype=np.float32)
+        t_cpu = median_time(lambda: bl.forward_planar(x, wts), cpu_reps)
+        t_gpu = median_time(lambda: dev.forward_device(x_d, out=ax_d), reps, sync)
+        err = float(np.max(np.abs(ax_d.copy_to_host() - bl.forward_planar(x, wts))))
+        table.add(size, "forward A x", t_cpu, t_gpu, f"max abs diff {err:.1e}")
+        t_cpu = median_time(lambda: bl.adjoint_planar(b, wts), cpu_reps)
+        t_gpu = median_time(lambda: dev.adjoint_device(b_d, out=at_d), reps, sync)
+        err = float(np.max(np.abs(at_d.copy_to_host() - bl.adjoint_planar(b, wts))))
+        table.add(size, "adjoint A^T y", t_cpu, t_gpu, f"max abs diff {err:.1e}")
+        state.update(dev=dev, b_d=b_d)
+
+    def fista_iter():
+        dev = state["dev"] if "dev" in state else dc.DeviceBlur(wts)
+        b_d = state["b_d"] if "b_d" in state else cuda.to_device(b)
+        op = dl.BlurOperator(scene.depth, cam, k, backend="cpu")
+        lip = dl.lipschitz_constant(op, 15)
+        x0 = b.mean(axis=0).astype(np.float32)
+        n = 2 if cfg["smoke"] else 10
+        # CPU: (n iterations - 0 iterations) / n removes the start-up forward pass
+        def cpu_run(iters):
+            return aif_mod._fista_planar(op, b, x0, iters, lip, np.float32(0), np.float32(1), True)
+        t_n = median_time(lambda: cpu_run(n), cpu_reps)
+        t_0 = median_time(lambda: cpu_run(0), cpu_reps)
+        fista = dc.DeviceFista(dev, b_d, lip, 0.0, 1.0)
+        fista.start(x0, (reps + 1) * n + 1)
+        t_gpu = median_time(lambda: fista.iterate(n), reps, sync) / n
+        table.add(size, "one FISTA iteration", (t_n - t_0) / n, t_gpu, "on device, no host copies")
+
+    def grid():
+        cands = dl.depth_candidates((0.1, 10.0), cfg["num_depths"])
+        ctx = dc.DeviceDepth(x, b, cam, k)
+        t_cpu = median_time(lambda: dp._grid_search_planar(x, b, cam, k, cands, 1), cpu_reps)
+        t_gpu = median_time(lambda: ctx.grid(cands, 1), reps, sync)
+        idx_cpu, _ = dp._grid_search_planar(x, b, cam, k, cands, 1)
+        idx_gpu, _ = ctx.grid(cands, 1)
+        same = float(np.mean(idx_gpu.copy_to_host() == idx_cpu))
+        table.add(size, f"grid search, {cands.size} candidates", t_cpu, t_gpu,
+                  f"same index at {100 * same:.2f} % of pixels")
+        state.update(cands=cands, idx=idx_cpu, ctx=ctx)
+
+    def golden():
+        if "idx" not in state:
+            raise RuntimeError("needs the grid-search result")
+        cands, idx, ctx = state["cands"], state["idx"], state["ctx"]
+        idx_d = cuda.to_device(idx.astype(np.int32))
+        t_cpu = median_time(lambda: dp._refine_planar(x, b, cam, k, cands, idx, 1e-2), cpu_reps)
+        t_gpu = median_time(lambda: ctx.refine(cands, idx_d, 1e-2), reps, sync)
+        d_cpu, f_cpu = dp._refine_planar(x, b, cam, k, cands, idx, 1e-2)
+        d_gpu, f_gpu = (a.copy_to_host() for a in ctx.refine(cands, idx_d, 1e-2))
+        table.add(size, "golden-section refinement (tol 1 cm)", t_cpu, t_gpu,
+                  f"median abs dZ {np.median(np.abs(d_gpu - d_cpu)):.1e} m, "
+                  f"loss sum rel. diff {abs(f_gpu.sum() / f_cpu.sum() - 1):.1e}")
+
+    def solve():
+        kw = dict(epochs=cfg["epochs"], num_depths=cfg["num_depths"], progress=False,
+                  kernel_size=k)
+        if cfg["smoke"]:
+            kw.update(aif_iters=1)
+        mask = scene.valid
+        results = {}
+        for backend in ("cuda", "cpu"):
+            if backend == "cpu" and cfg["skip_cpu_solve"]:
+                continue
+            t0 = time.perf_counter()
+            res = dl.solve(stack, cam, backend=backend, **kw)
+            if backend == "cuda":
+                sync()
+            results[backend] = (time.perf_counter() - t0,
+                                dl.depth_metrics(res.depth, scene.depth, mask)["rmse"])
+        t_cpu, rmse_cpu = results.get("cpu", (None, float("nan")))
+        t_gpu, rmse_gpu = results["cuda"]
+        table.add(size, f"solve, {cfg['epochs']} epochs (end to end)", t_cpu, t_gpu,
+                  f"{scene_note}; depth RMSE CPU {rmse_cpu:.3f} m, CUDA {rmse_gpu:.3f} m")
+
+    for step, fn in (("forward/adjoint", blur_ops), ("FISTA", fista_iter), ("grid", grid),
+                     ("golden", golden), ("solve", solve)):
+        guarded(table, size, step, fn)
+
+
+def warm_up(cfg):
+    """Compile every CUDA and CPU kernel on a tiny problem (not timed)."""
+    import dfd_lite as dl
+
+    t0 = time.perf_counter()
+    cam = dl.Camera.nyuv2()
+    side = 8 if cfg["smoke"] else 16
+    scene = dl.synthetic_scene((side, side), seed=0)
+    stack = dl.render_stack(scene.aif, scene.depth, cam, 5, backend="cpu")
+    for backend in ("cuda", "cpu"):
+        dl.solve(stack, cam, kernel_size=5, num_depths=3, epochs=1 if cfg["smoke"] else 2,
+                 aif_iters=1, window=1, progress=False, backend=backend)
+        dl.grid_search(scene.aif, stack, cam, [1.0, 2.0, 3.0], 5, window=3, backend=backend)
+        op = dl.BlurOperator(scene.depth, cam, 5, backend=backend)
+        op.adjoint(op.forward(scene.aif))
+    return time.perf_counter() - t0
+
+
+def environment_lines(has_gpu):
+    import numba
+    import numpy as np
+    from dfd_lite.backend import import_numba_cuda
+    cuda = import_numba_cuda()  # with the NumPy 2.5 fix for numba-cuda 0.30
+
+    lines = [f"python {platform.python_version()}, numpy {np.__version__}, "
+             f"numba {numba.__version__}, numba.cuda implementation: "
+             f"{getattr(cuda, 'implementation', 'unknown')}",
+             f"CPU: {os.cpu_count()} logical cores, numba threads {numba.get_num_threads()}"]
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        lines.append("GPU: none - CUDA SIMULATOR (timings say nothing about GPU speed)")
+    else:
+        try:
+            dev = cuda.get_current_device()
+            name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+            lines.append(f"GPU: {name}, compute capability {dev.compute_capability}")
+        except Exception as exc:
+            lines.append(f"GPU: unknown ({exc})")
+    return lines
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    has_gpu = setup_environment(args)
+    if not args.smoke and not has_gpu:
+        print("No NVIDIA GPU found (nvidia-smi missing). Run with --smoke to check the "
+              "script in the CUDA simulator.", file=sys.stderr)
+        return 2
+    smoke = args.smoke
+    if args.sizes:
+        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
+    else:
+        sizes = [(16, 16)] if smoke else [(240, 320), (480, 640)]
+    cfg = dict(
+        smoke=smoke,
+        repeats=args.repeats or (1 if smoke else 10),
+        cpu_repeats=args.cpu_repeats or (1 if smoke else 3),
+        epochs=args.epochs or (1 if smoke else 5),
+        num_depths=args.num_depths or (4 if smoke else 100),
+        skip_cpu_solve=args.skip_cpu_solve,
+    )
+
+    import dfd_lite as dl  # noqa: F401  (after the environment is set)
+
+    try:
+        env = environment_lines(has_gpu)
+    except Exception as exc:
+        traceback.print_exc()
+        env = [f"environment: ERROR {type(exc).__name__}: {exc}"]
+    for line in env:
+        print(line, flush=True)
+    out = os.environ.get("OUT")
+    if out:
+        os.makedirs(out, exist_ok=True)
+    preamble = [
+        "# dfd_lite: CUDA kernels vs CPU (Numba)", "",
+        *[f"- {line}" for line in env],
+        f"- F = 5 slices, RGB, NYUv2 camera; GPU: median of {cfg['repeats']} after warm-up, "
+        f"CPU: median of {cfg['cpu_repeats']}; solve: one run each"]
+    table = Table(preamble, os.path.join(out, "cuda_bench.md") if out else None)
+    try:
+        print(f"warm-up (compiles the kernels): {warm_up(cfg):.1f} s", flush=True)
+    except Exception:
+        traceback.print_exc()
+        table.add("-", "warm-up", notes="ERROR during warm-up (see log)")
+    for shape in sizes:
+        k = 5 if smoke else dl.default_kernel_size(*shape)
+        print(f"== {shape[0]}x{shape[1]}, K={k}", flush=True)
+        guarded(table, f"{shape[0]}x{shape[1]}", "setup", lambda: bench_size(table, shape, k, cfg))
+
+    print()
+    print(table.text())
+    table.save()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
