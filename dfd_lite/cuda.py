@@ -20,10 +20,11 @@ The kernels, one idea each:
   input pixel ``q`` sums every output pixel ``p`` whose window covers
   ``q``. No two threads write the same pixel, so no atomics are needed and
   the result is the exact transpose of the forward kernel's sums.
-* ``_grid_kernel`` - one thread per pixel walks the candidate depths and
-  keeps a running minimum. A candidate is one depth for the whole image,
-  so its blur is separable: the block blurs its shared tile along columns
-  into shared memory, and each thread finishes its pixel along the row.
+* ``_bank_columns_kernel``, ``_bank_rows_kernel``, ``_bank_loss_kernel`` - the grid search. A
+  candidate is one depth for the whole image, so its blur is separable and
+  shared by every candidate with the same radius: the image is blurred
+  once per distinct radius into a bank, then one thread per pixel walks
+  the candidates, reading the bank, and keeps a running minimum.
 * ``_golden_kernel`` - one thread per pixel runs the golden-section search
   in ``[Z_{k-1}, Z_{k+1}]``; the per-pixel loss is a device function
   (thin-lens radius, Gaussian weights, ``K x K`` gather, all slices and
@@ -81,7 +82,7 @@ _MAX_K = 99                  # size of the per-thread weight array (local memory
 _TPB = 64 if getattr(config, "ENABLE_CUDASIM", 0) else 256
 _SHARED_LIMIT = 48 * 1024    # bytes of dynamic shared memory a block may use
 _SHARED_TARGET = 24 * 1024   # stage fewer channels at once beyond this (occupancy)
-_VOLUME_BYTES = 256 * 2**20  # loss maps held at once by the windowed grid search
+_VOLUME_BYTES = 1024 * 2**20  # blur bank and loss maps held at once by the grid search
 
 
 def max_kernel_size() -> int:
@@ -261,80 +262,72 @@ def _weights_kernel(depth, focus, coef, rmin, w):
 # ---------------------------------------------------------------------------
 
 @cuda.jit
-def _grid_kernel(x, b, wk, n0, cs, keep_min, best, index, volume):
-    # Loss of the constant depths n0, n0 + 1, ... at every pixel. keep_min:
-    # keep the running minimum over all candidates in best/index. Else
-    # store loss n0 + j in volume[j] (for a box filter before the minimum).
-    #
-    # A constant depth makes the blur separable, and the whole block uses
-    # the same weights: the block first blurs its tile along columns into
-    # shared memory (vertical pass), then each thread finishes its own
-    # pixel along the row (horizontal pass). That is about 2K instead of
-    # K^2 multiply-adds per pixel, slice and channel.
-    n_f, n_c, height, width = b.shape
-    k = wk.shape[2]
+def _bank_columns_kernel(x, wu, tmp):
+    # tmp[u, c] = x[c] blurred along columns with the 1-D weights wu[u],
+    # zero outside the image, for every distinct radius u at once
+    # (blockIdx.z runs over (u, c)).
+    xx, yy, z = cuda.grid(3)
+    n_u, n_c, height, width = tmp.shape
+    if xx >= width or yy >= height or z >= n_u * n_c:
+        return
+    u = z // n_c
+    c = z - u * n_c
+    k = wu.shape[1]
     half = k // 2
-    smem = cuda.shared.array(0, dtype=float32)
-    wl = cuda.local.array(_MAX_K, dtype=float32)
-    ty = cuda.threadIdx.y
-    tx = cuda.threadIdx.x
-    bh = cuda.blockDim.y
-    bw = cuda.blockDim.x
-    tid = ty * bw + tx
-    nth = bh * bw
-    y0 = cuda.blockIdx.y * bh
-    x0 = cuda.blockIdx.x * bw
-    th = bh + 2 * half
-    tw = bw + 2 * half
-    vbase = cs * th * tw  # the vertical pass lives after the tile: cs x bh x tw
-    py = y0 + ty
-    px = x0 + tx
-    inside = py < height and px < width
-    qy = min(py, height - 1)
-    qx = min(px, width - 1)
-    n1 = wk.shape[0] if keep_min else min(wk.shape[0], n0 + volume.shape[0])
-    restage = cs < n_c
-    if not restage:
-        _stage(x, smem, 0, cs, y0, x0, half, th, tw)
-    cur = _INF
-    cur_i = 0
-    for n in range(n0, n1):
+    acc = _F0
+    for a in range(k):
+        r = yy + a - half
+        if r >= 0 and r < height:
+            acc += wu[u, a] * x[c, r, xx]
+    tmp[u, c, yy, xx] = acc
+
+
+@cuda.jit
+def _bank_rows_kernel(tmp, wu, bank):
+    # bank[u, c] = tmp[u, c] blurred along rows with wu[u]: the second pass.
+    xx, yy, z = cuda.grid(3)
+    n_u, n_c, height, width = bank.shape
+    if xx >= width or yy >= height or z >= n_u * n_c:
+        return
+    u = z // n_c
+    c = z - u * n_c
+    k = wu.shape[1]
+    half = k // 2
+    acc = _F0
+    for a in range(k):
+        q = xx + a - half
+        if q >= 0 and q < width:
+            acc += wu[u, a] * tmp[u, c, yy, q]
+    bank[u, c, yy, xx] = acc
+
+
+@cuda.jit
+def _bank_loss_kernel(bank, b, plane_u, n0, keep_min, best, index, volume):
+    # Loss of candidates n0, n0 + 1, ... at every pixel, from the blur bank:
+    # candidate n predicts slice f with bank[plane_u[n - n0, f]]. keep_min:
+    # fold into the running minimum best/index; else store in volume.
+    xx, yy = cuda.grid(2)
+    n_f, n_c, height, width = b.shape
+    if xx >= width or yy >= height:
+        return
+    cur = best[yy, xx]
+    cur_i = index[yy, xx]
+    for j in range(plane_u.shape[0]):
         loss = _F0
-        for c0 in range(0, n_c, cs):
-            if restage:
-                _stage(x, smem, c0, cs, y0, x0, half, th, tw)
-            ncs = min(cs, n_c - c0)
-            for f in range(n_f):
-                for a in range(k):  # the same weights for every thread: cached reads
-                    wl[a] = wk[n, f, a]
-                for s in range(tid, ncs * bh * tw, nth):
-                    ci = s // (bh * tw)
-                    r = s - ci * bh * tw
-                    i = r // tw
-                    j = r - i * tw
-                    src = ci * th * tw + i * tw + j
-                    acc = _F0
-                    for a in range(k):
-                        acc += wl[a] * smem[src + a * tw]
-                    smem[vbase + s] = acc
-                cuda.syncthreads()
-                for ci in range(ncs):
-                    row = vbase + ci * bh * tw + ty * tw + tx
-                    pred = _F0
-                    for bb in range(k):
-                        pred += wl[bb] * smem[row + bb]
-                    d = pred - b[f, c0 + ci, qy, qx]
-                    loss += d * d
-                cuda.syncthreads()  # the vertical pass is overwritten next
+        for f in range(n_f):
+            u = plane_u[j, f]
+            for c in range(n_c):
+                d = bank[u, c, yy, xx] - b[f, c, yy, xx]
+                loss += d * d
         if keep_min:
             if loss < cur:  # strict: the first of equal losses wins, as on the CPU
                 cur = loss
-                cur_i = n
-        elif inside:
-            volume[n - n0, py, px] = loss
-    if keep_min and inside:
-        best[py, px] = cur
-        index[py, px] = cur_i
+                cur_i = n0 + j
+        else:
+            volume[j, yy, xx] = loss
+    if keep_min:
+        best[yy, xx] = cur
+        index[yy, xx] = cur_i
 
 
 @cuda.jit
@@ -572,19 +565,18 @@ def _grid2(height, width, side=None):
     return ((width + side - 1) // side, (height + side - 1) // side), (side, side)
 
 
-def _tile_config(height, width, k, n_c, separable=False):
+def _tile_config(height, width, k, n_c):
     """Launch geometry of the shared-memory kernels.
 
     Returns ``(grid, block, cs, nbytes)``: 2-D grid and block, the number
     ``cs`` of channels staged at once, and the dynamic shared memory in
-    bytes (per channel: the tile with its halo, plus the vertical pass of
-    the separable grid-search kernel when ``separable``).
+    bytes (per channel: the tile with its halo).
     """
     if k > _MAX_K:
         raise ValueError(f"kernel_size {k} is larger than the CUDA kernels support "
                          f"({_MAX_K}); use backend='cpu'")
     for side in (16, 8, 4):
-        plane = (side + k - 1) * (side + k - 1 + (side if separable else 0)) * 4
+        plane = (side + k - 1) * (side + k - 1) * 4
         if side <= BLOCK_SIDE and plane <= _SHARED_LIMIT:
             break
     cs = int(max(1, min(n_c, _SHARED_TARGET // plane)))
@@ -837,44 +829,60 @@ class DeviceDepth:
         self.shape = tuple(int(s) for s in self.x.shape[1:])
         self.focus, self.coef, self.rmin = camera_arrays or _camera_arrays(camera)
         self.config = _tile_config(*self.shape, self.k, int(self.x.shape[0]))
-        self.grid_config = _tile_config(*self.shape, self.k, int(self.x.shape[0]), True)
 
     def _launch(self, kernel, *args, config=None):
         grid, block, cs, nbytes = config or self.config
         kernel[grid, block, 0, nbytes](*args)
 
     def grid(self, cands, window=1):
-        """Grid search: (index int32, windowed loss float32) device arrays (H, W)."""
+        """Grid search: (index int32, windowed loss float32) device arrays (H, W).
+
+        Every candidate is one depth for the whole image, and many share a
+        blur radius (all the slices clamped to ``min_radius``, for one), so
+        the image is blurred once per *distinct* radius into a bank (two
+        separable passes, about 2K multiply-adds per pixel), and each
+        thread then walks the candidates reading the bank: pure loads.
+        Candidates are taken in chunks that keep the bank within
+        ``_VOLUME_BYTES``.
+        """
         cands = np.asarray(cands, dtype=np.float64)
-        wk = gaussian_weights(coc_radius(cands, self.camera), self.k)  # (F, N, K) as on the CPU
-        wk = cuda.to_device(np.ascontiguousarray(np.moveaxis(wk, 1, 0)))  # (N, F, K)
-        cs = self.grid_config[2]
         h, w = self.shape
+        n_c = int(self.x.shape[0])
+        n_f = self.camera.num_planes
         best = cuda.device_array((h, w), dtype=np.float32)
         index = cuda.device_array((h, w), dtype=np.int32)
-        if window == 1:
-            # one launch: every thread walks all candidates with a running minimum
-            self._launch(_grid_kernel, self.x, self.b, wk, 0, cs, True, best, index,
-                         cuda.device_array((1, 1, 1), dtype=np.float32),
-                         config=self.grid_config)
-            return index, best
-        # The box filter needs whole loss maps: compute them for a chunk of
-        # candidates at a time, filter, then fold them into the minimum.
         _fill_kernel[_blocks1(h * w), _TPB](_flat(best), _INF)
         _fill_kernel[_blocks1(h * w), _TPB](_flat(index), 0)
-        chunk = int(max(1, min(cands.size, _VOLUME_BYTES // (4 * h * w))))
-        vol = cuda.device_array((chunk, h, w), dtype=np.float32)
-        tmp = cuda.device_array((chunk, h, w), dtype=np.float32)
+        image_bytes = 4 * n_c * h * w
+        chunk = int(max(1, min(cands.size, _VOLUME_BYTES // (2 * n_f * image_bytes + 4 * h * w))))
         grid2, block2 = _grid2(h, w)
+        side = block2[0]
         half = window // 2
         for n0 in range(0, cands.size, chunk):
-            m = min(chunk, cands.size - n0)
-            v, t = vol[:m], tmp[:m]
-            self._launch(_grid_kernel, self.x, self.b, wk, n0, cs, False, best, index, v,
-                         config=self.grid_config)
-            _box_kernel[grid2, block2](v, t, half, 0)
-            _box_kernel[grid2, block2](t, v, half, 1)
-            _volume_min_kernel[grid2, block2](v, n0, best, index)
+            part = cands[n0:n0 + chunk]
+            radii = coc_radius(part, self.camera)                    # (F, m), clamped
+            distinct, inverse = np.unique(radii, return_inverse=True)
+            plane_u = cuda.to_device(np.ascontiguousarray(
+                inverse.reshape(radii.shape).T, dtype=np.int32))     # (m, F)
+            wu = cuda.to_device(gaussian_weights(distinct, self.k))  # (U, K) as on the CPU
+            n_u = distinct.size
+            tmp = cuda.device_array((n_u, n_c, h, w), dtype=np.float32)
+            bank = cuda.device_array((n_u, n_c, h, w), dtype=np.float32)
+            grid3 = (grid2[0], grid2[1], n_u * n_c)
+            _bank_columns_kernel[grid3, (side, side, 1)](self.x, wu, tmp)
+            _bank_rows_kernel[grid3, (side, side, 1)](tmp, wu, bank)
+            if window == 1:
+                _bank_loss_kernel[grid2, block2](bank, self.b, plane_u, n0, True, best, index,
+                                                 cuda.device_array((1, 1, 1), dtype=np.float32))
+                continue
+            # The box filter needs whole loss maps: filter them, then fold
+            # them into the minimum.
+            vol = cuda.device_array((part.size, h, w), dtype=np.float32)
+            vtmp = cuda.device_array((part.size, h, w), dtype=np.float32)
+            _bank_loss_kernel[grid2, block2](bank, self.b, plane_u, n0, False, best, index, vol)
+            _box_kernel[grid2, block2](vol, vtmp, half, 0)
+            _box_kernel[grid2, block2](vtmp, vol, half, 1)
+            _volume_min_kernel[grid2, block2](vol, n0, best, index)
         return index, best
 
     def refine(self, cands, index, tol):
