@@ -4,12 +4,13 @@ The teacher's notebooks hold every exercise with its solution, folded in a
 dropdown (sphinx-exercise). The student edition is a copy of them with the
 solutions taken out:
 
-* a gated solution - a markdown cell starting ```` ```{solution-start} ````,
-  the cells after it, and a markdown cell starting ```` ```{solution-end} ````
-  - is removed, except code cells inside it that contain
+* a gated solution - a markdown cell opening a ``{solution-start}``
+  directive, the cells after it, and a markdown cell opening a
+  ``{solution-end}`` directive - is removed, except code cells inside it
+  that contain
   ``# BEGIN SOLUTION`` / ``# END SOLUTION`` markers: those are kept with the
   marked lines replaced by ``raise NotImplementedError  # your code here``;
-* a one-cell ```` ```{solution} ```` markdown cell is removed;
+* a markdown cell holding a whole ``{solution}`` directive is removed;
 * marked regions in code cells outside solutions are replaced the same way;
 * every output and execution count is cleared.
 

@@ -265,7 +265,8 @@ def _weights_kernel(depth, focus, coef, rmin, w):
 def _bank_columns_kernel(x, wu, tmp):
     # tmp[u, c] = x[c] blurred along columns with the 1-D weights wu[u],
     # zero outside the image, for every distinct radius u at once
-    # (blockIdx.z runs over (u, c)).
+    # (blockIdx.z runs over (u, c)). Two kernels for the two passes, not
+    # one with an axis switch: a kernel is typed for one rank of source.
     xx, yy, z = cuda.grid(3)
     n_u, n_c, height, width = tmp.shape
     if xx >= width or yy >= height or z >= n_u * n_c:
