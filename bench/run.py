@@ -121,8 +121,25 @@ def solve_only(h, w):
     print(json.dumps({
         "end-to-end solve": seconds,
         "depth RMSE (m)": dl.depth_metrics(res.depth, scene.depth, scene.valid)["rmse"],
-        "peak memory (MB)": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak memory (MB)": peak_rss_mb(),
     }))
+
+
+def peak_rss_mb():
+    """This process's peak resident set size in MB.
+
+    Linux's VmHWM belongs to the address space, which exec replaces; the
+    ru_maxrss fallback is carried over exec from the parent at fork time,
+    so it overstates a child started by a large parent.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # --- the plain formulation --------------------------------------------------
