@@ -62,8 +62,8 @@ def _objective(x, b, wts):
 
 
 def solve(stack, camera: Camera, depth_range=(0.1, 10.0), kernel_size=None,
-          num_depths: int = 100, epochs: int = 5, aif_iters: int = 60,
-          aif_growth: float = 1.05, window: int = 1, tol: float = 1e-2,
+          num_depths: int = 100, epochs: int = 10, aif_iters: int = 100,
+          aif_growth: float = 1.0, window: int = 1, tol: float = 1e-2,
           spacing: str = "linear", init_aif=None, warm_start: bool = True,
           progress: bool = True, callback=None, backend: str = "auto"):
     """Recover depth and an all-in-focus image from a focal stack.
@@ -82,11 +82,15 @@ def solve(stack, camera: Camera, depth_range=(0.1, 10.0), kernel_size=None,
     num_depths : int
         Grid-search candidates.
     epochs : int
-        Depth/image alternations.
+        Depth/image alternations. The defaults (10 epochs of 100 FISTA
+        iterations) reach 0.096 m depth RMSE on the Middlebury scene at
+        240 x 320 with ``window=3`` in about 21 s on 2 CPU cores
+        (``bench/README.md``).
     aif_iters : int
         FISTA iterations in the first epoch.
     aif_growth : float
-        Factor on the FISTA budget per epoch (the reference uses 1.05).
+        Factor on the FISTA budget per epoch (the reference uses 1.05,
+        starting from 200 iterations).
     window : int
         Odd box window of the grid-search loss; 1 is per pixel.
     tol : float
