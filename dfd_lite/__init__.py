@@ -8,7 +8,9 @@ The modules, one concept each: :mod:`~dfd_lite.optics` (thin lens),
 :mod:`~dfd_lite.blur` (the forward model), :mod:`~dfd_lite.aif` (image
 step), :mod:`~dfd_lite.depth` (depth step), :mod:`~dfd_lite.solve`
 (alternation), :mod:`~dfd_lite.metrics`, :mod:`~dfd_lite.data` and
-:mod:`~dfd_lite.plotting`.
+:mod:`~dfd_lite.plotting`; :mod:`~dfd_lite.backend` and
+:mod:`~dfd_lite.cuda` for the GPU, :mod:`~dfd_lite.checks` and
+:mod:`~dfd_lite.course` for teaching.
 """
 
 from .optics import Camera, coc_diameter, coc_radius, default_kernel_size

@@ -40,7 +40,8 @@ class SolveResult:
         Estimated all-in-focus image, in the stack's value range.
     losses : list of float
         ``0.5 ||A(Z) x - b||^2`` after every sub-step (depth, image,
-        depth, ...), the first entry being the initial estimate.
+        depth, ...); the first entry is the starting image under the
+        first depth estimate, so it equals the first depth-step entry.
     history : list of dict
         One record per sub-step: ``epoch``, ``step`` ("init", "depth" or
         "aif"), ``loss``, ``seconds`` (wall time of the sub-step) and, for
