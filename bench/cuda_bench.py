@@ -9,7 +9,8 @@ It times, for F = 5 slices of an RGB image with the NYUv2 camera: one
 forward pass, one adjoint pass, one FISTA iteration (on the device), the
 grid search over 100 candidates, the golden-section refinement, and the
 whole solver (the schedule of ``bench/run.py``) on the Middlebury scene
-with its depth RMSE. Each
+with its depth RMSE. Both paths run through the same engine interface
+(:mod:`dfd_lite.engines`), each engine created once per size. Each
 GPU region is timed between ``cuda.synchronize()`` calls, after a warm-up
 (which also compiles the kernels), as the median of repeats. The CPU path
 is measured in the same run, with fewer repeats.
@@ -131,19 +132,18 @@ def guarded(table, size, step, fn):
 
 def bench_size(table, shape, k, cfg):
     import numpy as np
-    from dfd_lite.backend import import_numba_cuda
-    cuda = import_numba_cuda()  # with the NumPy 2.5 fix for numba-cuda 0.30
+    from numba import cuda
 
     import dfd_lite as dl
-    from dfd_lite import aif as aif_mod
-    from dfd_lite import blur as bl
-    from dfd_lite import cuda as dc
-    from dfd_lite import depth as dp
+    from dfd_lite import engines
+    from dfd_lite.aif import power_iteration, run_fista
+    from dfd_lite.depth import DepthSearch
+    from dfd_lite.optics import thin_lens_coefficients
 
     size = f"{shape[0]}x{shape[1]} K={k}"
     cam = dl.Camera.nyuv2()
-    sync = cuda.synchronize
-    reps, cpu_reps = cfg["repeats"], cfg["cpu_repeats"]
+    reps = {"cpu": cfg["cpu_repeats"], "cuda": cfg["repeats"]}
+    syncs = {"cpu": lambda: None, "cuda": cuda.synchronize}
     try:
         scene = dl.middlebury_scene(shape)
         scene_note = "Middlebury"
@@ -152,95 +152,97 @@ def bench_size(table, shape, k, cfg):
         scene = dl.synthetic_scene(shape, seed=0)
         scene_note = "synthetic scene (Middlebury failed)"
     aif = scene.aif.astype(np.float32)
-    stack = dl.render_stack(aif, scene.depth, cam, k, noise_std=0.0, backend="cpu")
-    x = np.ascontiguousarray(np.moveaxis(aif, -1, 0))
-    b = np.ascontiguousarray(np.moveaxis(stack, -1, 1))
-    wts = bl.planar_weights(scene.depth, cam, k)
-    state = {}
+    stack = dl.render_stack(aif, scene.depth, cam, kernel_size=k, backend="cpu")
+    x = np.moveaxis(aif, -1, 0)
+    b = np.moveaxis(stack, -1, 1)
+    cands = dl.depth_candidates((0.1, 10.0), cfg["num_depths"])
+    # One engine per backend for the whole size: buffers stay allocated
+    # across calls, as they do in a solve.
+    setups = {}
+    for name in ("cpu", "cuda"):
+        eng = engines.resolve(name)
+        x_e, b_e = eng.asarray(x), eng.asarray(b)
+        w_e = eng.weights(eng.asarray(scene.depth), eng.optics(thin_lens_coefficients(cam)), k)
+        setups[name] = dict(eng=eng, x=x_e, b=b_e, w=w_e, search=DepthSearch(eng, b_e, cam, k))
+
+    def timed(name, fn):
+        return median_time(fn, reps[name], syncs[name])
+
+    def both(step, fn, notes=lambda out: ""):
+        """Time ``fn(setup)`` on both engines; ``notes`` compares their host results."""
+        t = {name: timed(name, lambda s=setups[name]: fn(s)) for name in ("cpu", "cuda")}
+        out = {name: fn(setups[name]) for name in ("cpu", "cuda")}
+        table.add(size, step, t["cpu"], t["cuda"], notes(out))
+        return t, out
+
+    def host(setup, arr):
+        return setup["eng"].to_host(arr)
 
     def blur_ops():
-        dev = dc.DeviceBlur(wts)
-        x_d, b_d = cuda.to_device(x), cuda.to_device(b)
-        ax_d = cuda.device_array(b.shape, dtype=np.float32)
-        at_d = cuda.device_array(x.shape, dtype=np.float32)
-        t_cpu = median_time(lambda: bl.forward_planar(x, wts), cpu_reps)
-        t_gpu = median_time(lambda: dev.forward_device(x_d, out=ax_d), reps, sync)
-        err = float(np.max(np.abs(ax_d.copy_to_host() - bl.forward_planar(x, wts))))
-        table.add(size, "forward A x", t_cpu, t_gpu, f"max abs diff {err:.1e}")
-        t_cpu = median_time(lambda: bl.adjoint_planar(b, wts), cpu_reps)
-        t_gpu = median_time(lambda: dev.adjoint_device(b_d, out=at_d), reps, sync)
-        err = float(np.max(np.abs(at_d.copy_to_host() - bl.adjoint_planar(b, wts))))
-        table.add(size, "adjoint A^T y", t_cpu, t_gpu, f"max abs diff {err:.1e}")
-        state.update(dev=dev, b_d=b_d)
+        both("forward A x", lambda s: host(s, s["eng"].forward(s["x"], s["w"])),
+             lambda o: f"max abs diff {np.max(np.abs(o['cpu'] - o['cuda'])):.1e}")
+        both("adjoint A^T y", lambda s: host(s, s["eng"].adjoint(s["b"], s["w"])),
+             lambda o: f"max abs diff {np.max(np.abs(o['cpu'] - o['cuda'])):.1e}")
 
     def fista_iter():
-        dev = state["dev"] if "dev" in state else dc.DeviceBlur(wts)
-        b_d = state["b_d"] if "b_d" in state else cuda.to_device(b)
-        op = dl.BlurOperator(scene.depth, cam, k, backend="cpu")
-        lip = dl.lipschitz_constant(op, 15)
-        x0 = b.mean(axis=0).astype(np.float32)
         n = 2 if cfg["smoke"] else 10
-        # CPU: (n iterations - 0 iterations) / n removes the start-up forward pass
-        def cpu_run(iters):
-            return aif_mod._fista_planar(op, b, x0, iters, lip, np.float32(0), np.float32(1), True)
-        t_n = median_time(lambda: cpu_run(n), cpu_reps)
-        t_0 = median_time(lambda: cpu_run(0), cpu_reps)
-        fista = dc.DeviceFista(dev, b_d, lip, 0.0, 1.0)
-        fista.start(x0, (reps + 1) * n + 1)
-        t_gpu = median_time(lambda: fista.iterate(n), reps, sync) / n
-        table.add(size, "one FISTA iteration", (t_n - t_0) / n, t_gpu, "on device, no host copies")
+        lip = power_iteration(setups["cpu"]["eng"], setups["cpu"]["w"], shape)
+        per_iter = {}
+        for name, s in setups.items():
+            x0 = s["eng"].asarray(b.mean(axis=0))
 
-    def grid():
-        cands = dl.depth_candidates((0.1, 10.0), cfg["num_depths"])
-        ctx = dc.DeviceDepth(x, b, cam, k)
-        t_cpu = median_time(lambda: dp._grid_search_planar(x, b, cam, k, cands, 1), cpu_reps)
-        t_gpu = median_time(lambda: ctx.grid(cands, 1), reps, sync)
-        idx_cpu, _ = dp._grid_search_planar(x, b, cam, k, cands, 1)
-        idx_gpu, _ = ctx.grid(cands, 1)
-        same = float(np.mean(idx_gpu.copy_to_host() == idx_cpu))
-        table.add(size, f"grid search, {cands.size} candidates", t_cpu, t_gpu,
-                  f"same index at {100 * same:.2f} % of pixels")
-        state.update(cands=cands, idx=idx_cpu, ctx=ctx)
+            def run(iters, s=s, x0=x0):
+                return run_fista(s["eng"], s["w"], s["b"], x0, num_iters=iters, lipschitz=lip,
+                                 lo=0.0, hi=1.0)
+            # (n iterations - 0 iterations) / n removes the start-up forward pass
+            per_iter[name] = (timed(name, lambda: run(n)) - timed(name, lambda: run(0))) / n
+        table.add(size, "one FISTA iteration", per_iter["cpu"], per_iter["cuda"],
+                  "iterates stay on the device; one scalar read per iteration")
 
-    def golden():
-        if "idx" not in state:
-            raise RuntimeError("needs the grid-search result")
-        cands, idx, ctx = state["cands"], state["idx"], state["ctx"]
-        idx_d = cuda.to_device(idx.astype(np.int32))
-        t_cpu = median_time(lambda: dp._refine_planar(x, b, cam, k, cands, idx, 1e-2), cpu_reps)
-        t_gpu = median_time(lambda: ctx.refine(cands, idx_d, 1e-2), reps, sync)
-        d_cpu, f_cpu = dp._refine_planar(x, b, cam, k, cands, idx, 1e-2)
-        d_gpu, f_gpu = (a.copy_to_host() for a in ctx.refine(cands, idx_d, 1e-2))
-        table.add(size, "golden-section refinement (tol 1 cm)", t_cpu, t_gpu,
-                  f"median abs dZ {np.median(np.abs(d_gpu - d_cpu)):.1e} m, "
-                  f"loss sum rel. diff {abs(f_gpu.sum() / f_cpu.sum() - 1):.1e}")
+    def depth_search():
+        t_grid, grid = both(f"grid search, {cands.size} candidates",
+                            lambda s: s["search"].grid(s["x"], cands, 1)[0],
+                            lambda o: "same index at %.2f %% of pixels" % (
+                                100 * np.mean(host(setups["cpu"], o["cpu"]) ==
+                                              host(setups["cuda"], o["cuda"]))))
+        idx = {name: setups[name]["eng"].asarray(host(setups["cpu"], grid["cpu"]), np.int32)
+               for name in setups}
+
+        def refine(s):
+            return [host(s, a) for a in s["search"].refine(s["x"], cands, idx[s["eng"].name],
+                                                           1e-2)]
+        t_gold, gold = both("golden-section refinement (tol 1 cm)", refine,
+                            lambda o: "median abs dZ %.1e m, loss sum rel. diff %.1e" % (
+                                np.median(np.abs(o["cpu"][0] - o["cuda"][0])),
+                                abs(o["cuda"][1].sum() / o["cpu"][1].sum() - 1)))
+        total = {name: t_grid[name] + t_gold[name] for name in t_grid}
+        table.add(size, "depth search (grid + golden)", total["cpu"], total["cuda"],
+                  "the issue's target: >= 20x the same machine's CPU")
 
     def solve():
         if cfg["smoke"]:
-            kw = dict(epochs=cfg["epochs"], num_depths=cfg["num_depths"], progress=False,
-                      kernel_size=k, aif_iters=1)
+            kw = dict(num_epochs=cfg["epochs"], num_depths=cfg["num_depths"], progress=False,
+                      kernel_size=k, aif_num_iters=1)
         else:  # the schedule of bench/run.py, so the CPU tables compare
             from bench.run import solve_settings
             kw = dict(solve_settings(*shape), kernel_size=k)
-        mask = scene.valid
         results = {}
-        for backend in ("cuda", "cpu"):
-            if backend == "cpu" and cfg["skip_cpu_solve"]:
+        for name in ("cuda", "cpu"):
+            if name == "cpu" and cfg["skip_cpu_solve"]:
                 continue
             t0 = time.perf_counter()
-            res = dl.solve(stack, cam, backend=backend, **kw)
-            if backend == "cuda":
-                sync()
-            results[backend] = (time.perf_counter() - t0,
-                                dl.depth_metrics(res.depth, scene.depth, mask)["rmse"])
+            res = dl.solve(stack, cam, backend=setups[name]["eng"], **kw)
+            syncs[name]()
+            results[name] = (time.perf_counter() - t0,
+                             dl.depth_metrics(res.depth, scene.depth, mask=scene.valid)["rmse"])
         t_cpu, rmse_cpu = results.get("cpu", (None, float("nan")))
         t_gpu, rmse_gpu = results["cuda"]
-        table.add(size, f"solve, {kw['epochs']} epochs x {kw.get('aif_iters', 60)} "
+        table.add(size, f"solve, {kw['num_epochs']} epochs x {kw.get('aif_num_iters')} "
                         f"FISTA iterations (end to end)", t_cpu, t_gpu,
                   f"{scene_note}; depth RMSE CPU {rmse_cpu:.3f} m, CUDA {rmse_gpu:.3f} m")
 
-    for step, fn in (("forward/adjoint", blur_ops), ("FISTA", fista_iter), ("grid", grid),
-                     ("golden", golden), ("solve", solve)):
+    for step, fn in (("forward/adjoint", blur_ops), ("FISTA", fista_iter),
+                     ("depth search", depth_search), ("solve", solve)):
         guarded(table, size, step, fn)
 
 
@@ -252,12 +254,13 @@ def warm_up(cfg):
     cam = dl.Camera.nyuv2()
     side = 8 if cfg["smoke"] else 16
     scene = dl.synthetic_scene((side, side), seed=0)
-    stack = dl.render_stack(scene.aif, scene.depth, cam, 5, backend="cpu")
+    stack = dl.render_stack(scene.aif, scene.depth, cam, kernel_size=5, backend="cpu")
     for backend in ("cuda", "cpu"):
-        dl.solve(stack, cam, kernel_size=5, num_depths=3, epochs=1 if cfg["smoke"] else 2,
-                 aif_iters=1, window=1, progress=False, backend=backend)
-        dl.grid_search(scene.aif, stack, cam, [1.0, 2.0, 3.0], 5, window=3, backend=backend)
-        op = dl.BlurOperator(scene.depth, cam, 5, backend=backend)
+        dl.solve(stack, cam, kernel_size=5, num_depths=3, num_epochs=1 if cfg["smoke"] else 2,
+                 aif_num_iters=1, window=1, progress=False, backend=backend)
+        dl.grid_search(scene.aif, stack, cam, [1.0, 2.0, 3.0], kernel_size=5, window=3,
+                       backend=backend)
+        op = dl.BlurOperator(scene.depth, cam, kernel_size=5, backend=backend)
         op.adjoint(op.forward(scene.aif))
     return time.perf_counter() - t0
 
@@ -265,8 +268,7 @@ def warm_up(cfg):
 def environment_lines(has_gpu):
     import numba
     import numpy as np
-    from dfd_lite.backend import import_numba_cuda
-    cuda = import_numba_cuda()  # with the NumPy 2.5 fix for numba-cuda 0.30
+    from numba import cuda
 
     lines = [f"python {platform.python_version()}, numpy {np.__version__}, "
              f"numba {numba.__version__}, numba.cuda implementation: "

@@ -29,15 +29,18 @@ import scipy.ndimage as ndi
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dfd_lite as dl  # noqa: E402
-from dfd_lite.aif import _fista_planar, lipschitz_constant  # noqa: E402
-from dfd_lite.depth import GOLDEN, _depth_step_planar, _grid_search_planar, _refine_planar  # noqa: E402
+from dfd_lite import engines  # noqa: E402
+from dfd_lite.aif import power_iteration, run_fista  # noqa: E402
+from dfd_lite.depth import DepthSearch  # noqa: E402
+from dfd_lite.engines._scalar import GOLDEN  # noqa: E402
+from dfd_lite.optics import thin_lens_coefficients  # noqa: E402
 
 CAM = dl.Camera.nyuv2()
-SOLVE = dict(depth_range=(0.1, 10.0), num_depths=100, epochs=10, aif_iters=100,
+SOLVE = dict(depth_range=(0.1, 10.0), num_depths=100, num_epochs=10, aif_num_iters=100,
              aif_growth=1.0, window=3, progress=False)
 # At 480 x 640 the kernel is 23 wide (4.4x the work per pixel of K = 11, on 4x the
 # pixels): a lighter schedule keeps the end-to-end run within minutes.
-SOLVE_BY_SIZE = {(480, 640): dict(SOLVE, epochs=5, aif_iters=60)}
+SOLVE_BY_SIZE = {(480, 640): dict(SOLVE, num_epochs=5, aif_num_iters=60)}
 
 
 def solve_settings(h, w):
@@ -71,32 +74,37 @@ def problem(h, w):
 
 
 def ours(h, w, repeat):
+    """dfd_lite's steps on the CPU engine (the algorithms the public functions run)."""
     scene, k, stack, b, x = problem(h, w)
     cands = dl.depth_candidates((0.1, 10.0), 100)
-    op = dl.BlurOperator(scene.depth, CAM, k, backend="cpu")
-    y = op.forward_planar(x)
-    lip = lipschitz_constant(op, 15)
-    idx, _ = _grid_search_planar(x, b, CAM, k, cands, 1)
+    eng = engines.resolve("cpu")
+    optics = eng.optics(thin_lens_coefficients(CAM))
+    wts = eng.weights(scene.depth.astype(np.float32), optics, k)
+    search = DepthSearch(eng, b, CAM, k)
+    y = eng.forward(x, wts)
+    lip = power_iteration(eng, wts, (h, w))
+    idx, _ = search.grid(x, cands, 1)
     n_fista = 20
-    out = {
-        "forward": median_time(lambda: op.forward_planar(x), repeat),
-        "adjoint": median_time(lambda: op.adjoint_planar(y), repeat),
-        "FISTA iteration": median_time(
-            lambda: _fista_planar(op, b, x, n_fista, lip, np.float32(0), np.float32(1), True),
-            max(1, repeat // 4)) / n_fista,
-        "grid search (100 depths)": median_time(
-            lambda: _grid_search_planar(x, b, CAM, k, cands, 1), max(1, repeat // 4)),
-        "golden-section refinement": median_time(
-            lambda: _refine_planar(x, b, CAM, k, cands, idx, 1e-2), max(1, repeat // 4)),
-    }
-
     settings = solve_settings(h, w)
 
+    def fista(iters, weights=wts):
+        return run_fista(eng, weights, b, x, num_iters=iters, lipschitz=lip, lo=0.0, hi=1.0)
+    out = {
+        "forward": median_time(lambda: eng.forward(x, wts), repeat),
+        "adjoint": median_time(lambda: eng.adjoint(y, wts), repeat),
+        "FISTA iteration": median_time(lambda: fista(n_fista), max(1, repeat // 4)) / n_fista,
+        "grid search (100 depths)": median_time(lambda: search.grid(x, cands, 1),
+                                                max(1, repeat // 4)),
+        "golden-section refinement": median_time(lambda: search.refine(x, cands, idx, 1e-2),
+                                                 max(1, repeat // 4)),
+    }
+
     def epoch():
-        d = _depth_step_planar(x, b, CAM, k, cands, settings["window"], 1e-2, scene.depth, True)
-        o = dl.BlurOperator(d.depth, CAM, k, backend="cpu")
-        _fista_planar(o, b, x, settings["aif_iters"], lipschitz_constant(o, 15),
-                      np.float32(0), np.float32(1), True)
+        depth, _, _, _ = search.step(x, cands, window=settings["window"],
+                                     previous=scene.depth.astype(np.float32))
+        new_wts = eng.weights(depth, optics, k)
+        run_fista(eng, new_wts, b, x, num_iters=settings["aif_num_iters"],
+                  lipschitz=power_iteration(eng, new_wts, (h, w)), lo=0.0, hi=1.0)
     out["one epoch"] = median_time(epoch, 1)
     out.update(solve_in_fresh_process(h, w))
     return out
@@ -113,14 +121,14 @@ def solve_in_fresh_process(h, w):
 def solve_only(h, w):
     scene, k, stack, _, _ = problem(h, w)
     # compile (or load from Numba's cache) outside the timed region
-    dl.solve(stack[:, :32, :32], CAM, kernel_size=k, num_depths=4, epochs=1, aif_iters=2,
-             progress=False, backend="cpu")
+    dl.solve(stack[:, :32, :32], CAM, kernel_size=k, num_depths=4, num_epochs=1,
+             aif_num_iters=2, progress=False, backend="cpu")
     t0 = time.perf_counter()
     res = dl.solve(stack, CAM, kernel_size=k, backend="cpu", **solve_settings(h, w))
     seconds = time.perf_counter() - t0
     print(json.dumps({
         "end-to-end solve": seconds,
-        "depth RMSE (m)": dl.depth_metrics(res.depth, scene.depth, scene.valid)["rmse"],
+        "depth RMSE (m)": dl.depth_metrics(res.depth, scene.depth, mask=scene.valid)["rmse"],
         "peak memory (MB)": peak_rss_mb(),
     }))
 
@@ -157,7 +165,7 @@ def baseline(h, w, repeat, golden_evals):
         mat = None
     else:
         t0 = time.perf_counter()
-        mat = dl.blur_matrix(scene.depth, CAM, k, max_pixels=10 ** 7)
+        mat = dl.blur_matrix(scene.depth, CAM, kernel_size=k, max_pixels=10 ** 7)
         out["(build sparse matrix)"] = time.perf_counter() - t0
         mat_t = mat.T.tocsr()
         xcols = np.ascontiguousarray(x.reshape(3, -1).T)
@@ -189,7 +197,7 @@ def baseline(h, w, repeat, golden_evals):
 
     if mat is not None:
         def one_eval():
-            m = dl.blur_matrix(scene.depth, CAM, k, max_pixels=10 ** 7)
+            m = dl.blur_matrix(scene.depth, CAM, kernel_size=k, max_pixels=10 ** 7)
             ((sparse_cols(m, xcols) - bcols) ** 2).sum(-1)
         out["golden-section refinement"] = once(one_eval) * golden_evals
     return out

@@ -8,33 +8,33 @@ The modules, one concept each: :mod:`~dfd_lite.optics` (thin lens),
 :mod:`~dfd_lite.blur` (the forward model), :mod:`~dfd_lite.aif` (image
 step), :mod:`~dfd_lite.depth` (depth step), :mod:`~dfd_lite.solve`
 (alternation), :mod:`~dfd_lite.metrics`, :mod:`~dfd_lite.data` and
-:mod:`~dfd_lite.plotting`; :mod:`~dfd_lite.backend` and
-:mod:`~dfd_lite.cuda` for the GPU, :mod:`~dfd_lite.checks` and
-:mod:`~dfd_lite.course` for teaching.
+:mod:`~dfd_lite.plotting`. The algorithms are written once and run on an
+engine from :mod:`~dfd_lite.engines` (Numba on the CPU, numba-cuda on a
+GPU). :mod:`dfd_lite.teaching` holds the course tools.
 """
 
 from .optics import Camera, coc_diameter, coc_radius, default_kernel_size
-from .blur import (BlurOperator, blur_constant, blur_matrix, dot_test, gaussian_weights,
-                   render_stack)
+from .blur import (BlurOperator, DotTestResult, blur_constant, blur_matrix, dot_test,
+                   gaussian_weights, render_stack)
 from .aif import FistaResult, fista, focus_stack, lipschitz_constant, sharpness
 from .depth import (DepthResult, depth_candidates, depth_loss_volume, depth_step,
                     golden_section_refine, golden_section_search, grid_search, pixel_loss)
-from .solve import SolveResult, solve
+from .solve import SolveResult, StepRecord, solve
 from .metrics import depth_metrics, psnr
 from .data import (Scene, focal_stack, load_stack, middlebury_scene, save_stack,
                    synthetic_scene)
-from .backend import cuda_available
+from .engines import cuda_available
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Camera", "coc_diameter", "coc_radius", "default_kernel_size",
-    "BlurOperator", "blur_constant", "blur_matrix", "dot_test", "gaussian_weights",
-    "render_stack",
+    "BlurOperator", "DotTestResult", "blur_constant", "blur_matrix", "dot_test",
+    "gaussian_weights", "render_stack",
     "FistaResult", "fista", "focus_stack", "lipschitz_constant", "sharpness",
     "DepthResult", "depth_candidates", "depth_loss_volume", "depth_step",
     "golden_section_refine", "golden_section_search", "grid_search", "pixel_loss",
-    "SolveResult", "solve",
+    "SolveResult", "StepRecord", "solve",
     "depth_metrics", "psnr",
     "Scene", "focal_stack", "load_stack", "middlebury_scene", "save_stack", "synthetic_scene",
     "cuda_available",

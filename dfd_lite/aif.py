@@ -13,6 +13,7 @@ which it looks sharpest.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,24 @@ from . import _validate as V
 __all__ = ["lipschitz_constant", "fista", "FistaResult", "sharpness", "focus_stack"]
 
 
-def lipschitz_constant(op, num_iters: int = 20, seed: int = 0, safety: float = 1.02) -> float:
+def power_iteration(engine, weights, image_shape, *, num_iters=20, seed=0, safety=1.02):
+    """``||A^T A||_2`` by power iteration on an engine (see :func:`lipschitz_constant`)."""
+    h, w = image_shape
+    v = np.random.default_rng(seed).random((1, h, w)).astype(np.float32)
+    v = engine.asarray(v / np.linalg.norm(v))
+    av = engine.empty((int(weights.shape[0]), 1, h, w))
+    u = engine.empty((1, h, w))
+    est = 0.0
+    for _ in range(num_iters):
+        engine.adjoint(engine.forward(v, weights, out=av), weights, out=u)
+        est = math.sqrt(engine.sum_sq(u))
+        if est == 0.0:
+            raise ValueError("the blur operator is zero")
+        engine.scale(u, 1.0 / est, out=v)
+    return est * float(safety)
+
+
+def lipschitz_constant(op, *, num_iters: int = 20, seed: int = 0, safety: float = 1.02) -> float:
     """Estimate ``L = ||A^T A||_2`` by power iteration.
 
     Parameters
@@ -42,17 +60,10 @@ def lipschitz_constant(op, num_iters: int = 20, seed: int = 0, safety: float = 1
     float
     """
     num_iters = V.as_positive_int(num_iters, "num_iters")
-    h, w = op.image_shape
-    v = np.random.default_rng(seed).random((1, h, w)).astype(np.float32)
-    v /= np.linalg.norm(v)
-    est = 0.0
-    for _ in range(num_iters):
-        u = op.adjoint_planar(op.forward_planar(v))
-        est = float(np.linalg.norm(u))
-        if est == 0.0:
-            raise ValueError("the blur operator is zero")
-        v = u / np.float32(est)
-    return est * float(safety)
+    if not (np.isscalar(safety) and np.isfinite(safety) and safety >= 1.0):
+        raise ValueError(f"safety must be a number >= 1, got {safety!r}")
+    return power_iteration(op.engine, op.weights, op.image_shape, num_iters=num_iters,
+                           seed=seed, safety=safety)
 
 
 @dataclass
@@ -64,7 +75,7 @@ class FistaResult:
     aif : ndarray, shape (H, W, C), float32
         The estimated all-in-focus image.
     objective : list of float
-        ``0.5 ||A x_k - b||^2`` after every iteration.
+        ``0.5 ||A x_k - b||^2`` of the iterate after every iteration.
     lipschitz : float
         The ``L`` used for the step size.
     """
@@ -74,41 +85,51 @@ class FistaResult:
     lipschitz: float = 0.0
 
 
-def _fista_planar(op, b, x0, num_iters, lipschitz, lo, hi, momentum, tol=0.0):
-    """FISTA on planar float32 arrays; returns (x, objective list)."""
-    step = np.float32(1.0 / lipschitz)
-    x = x0.copy()
-    ax = op.forward_planar(x)
-    ay = ax
-    y = x
+def run_fista(engine, weights, b, x0, *, num_iters, lipschitz, lo, hi, momentum=True,
+              monotone=False, rel_tol=0.0):
+    """FISTA on engine arrays: ``b`` (F, C, H, W), ``x0`` (C, H, W); returns ``(x, objective)``.
+
+    Each iteration is one adjoint and one forward pass: ``A y`` follows from
+    ``A x`` and ``A z`` because ``A`` is linear and ``y`` is a combination
+    of ``x`` and ``z``. With ``monotone`` (Beck and Teboulle's MFISTA) a
+    step that would raise the objective is not taken: the iterate stays and
+    only the momentum point moves, so the objective never increases.
+    """
+    step = 1.0 / lipschitz
+    x, y = engine.copy(x0), engine.copy(x0)
+    z, g = engine.empty(x.shape), engine.empty(x.shape)
+    ax = engine.forward(x, weights)
+    ay, az = engine.copy(ax), engine.empty(ax.shape)
+    f_x = 0.5 * engine.sum_sq(ax, b)
     t = 1.0
     history = []
     for _ in range(num_iters):
-        grad = op.adjoint_planar(ay - b)
-        x_new = y - step * grad
-        np.clip(x_new, lo, hi, out=x_new)
-        ax_new = op.forward_planar(x_new)
-        r = ax_new - b
-        history.append(0.5 * float(np.vdot(r.ravel(), r.ravel())))
-        if momentum:
-            t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            beta = np.float32((t - 1.0) / t_new)  # float32 keeps every array float32
-            y = x_new + beta * (x_new - x)
-            # A is linear, so A y follows from A x_new and A x without a third pass.
-            ay = ax_new + beta * (ax_new - ax)
-            t = t_new
+        engine.adjoint(ay, weights, out=g, minus=b)          # gradient at y
+        engine.prox_step(y, g, step, lo, hi, out=z)          # z = clip(y - g / L)
+        engine.forward(z, weights, out=az)
+        f_z = 0.5 * engine.sum_sq(az, b)
+        t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t)) if momentum else 1.0
+        if monotone and f_z > f_x:
+            # keep x; y = x + (t / t_new) (z - x)
+            engine.extrapolate(x, z, -t / t_new, out=y)
+            engine.extrapolate(ax, az, -t / t_new, out=ay)
         else:
-            y, ay = x_new, ax_new
-        converged = tol > 0 and len(history) > 1 and \
-            abs(history[-2] - history[-1]) <= tol * max(history[-2], 1e-30)
-        x, ax = x_new, ax_new
-        if converged:
-            break
+            # y = z + ((t - 1) / t_new) (z - x); then x = z
+            beta = (t - 1.0) / t_new
+            engine.extrapolate(z, x, beta, out=y)
+            engine.extrapolate(az, ax, beta, out=ay)
+            x, z, ax, az = z, x, az, ax
+            f_prev, f_x = f_x, f_z
+            if rel_tol > 0 and abs(f_prev - f_x) <= rel_tol * max(f_prev, 1e-30):
+                history.append(f_x)
+                break
+        t = t_new
+        history.append(f_x)
     return x, history
 
 
-def fista(op, stack, num_iters: int = 200, x0=None, lipschitz=None, bounds=(0.0, 1.0),
-          momentum: bool = True, tol: float = 0.0):
+def fista(op, stack, *, num_iters: int = 200, x0=None, lipschitz=None, bounds=(0.0, 1.0),
+          momentum: bool = True, monotone: bool = False, rel_tol: float = 0.0):
     """Solve ``min 0.5 ||A x - b||^2, lo <= x <= hi`` for the all-in-focus image.
 
     Parameters
@@ -128,9 +149,12 @@ def fista(op, stack, num_iters: int = 200, x0=None, lipschitz=None, bounds=(0.0,
         The box ``(lo, hi)``.
     momentum : bool
         ``False`` gives plain projected gradient descent (ISTA), to compare.
-    tol : float
-        Stop early when the objective changes by less than this relative
-        amount in one iteration (0 runs all iterations).
+    monotone : bool
+        Monotone FISTA: never accept an iterate with a higher objective, so
+        ``objective`` is non-increasing (at the same convergence rate).
+    rel_tol : float
+        Stop early when an accepted iterate changes the objective by less
+        than this fraction (0 runs every iteration).
 
     Returns
     -------
@@ -144,20 +168,26 @@ def fista(op, stack, num_iters: int = 200, x0=None, lipschitz=None, bounds=(0.0,
     lo, hi = (float(v) for v in bounds)
     if not lo < hi:
         raise ValueError(f"bounds must be (lo, hi) with lo < hi, got {bounds!r}")
-    bp = np.ascontiguousarray(np.moveaxis(b, -1, 1))
+    if not (np.isscalar(rel_tol) and np.isfinite(rel_tol) and rel_tol >= 0):
+        raise ValueError(f"rel_tol must be a number >= 0, got {rel_tol!r}")
+    bp = np.moveaxis(b, -1, 1)
     if x0 is None:
         x = bp.mean(axis=0)
     else:
         x0, _ = V.as_image(x0, "x0")
         if x0.shape != b.shape[1:]:
             raise ValueError(f"x0 has shape {x0.shape}, expected {b.shape[1:]}")
-        x = np.ascontiguousarray(np.moveaxis(x0, -1, 0))
+        x = np.moveaxis(x0, -1, 0)
     x = np.clip(x, lo, hi).astype(np.float32)
     if lipschitz is None:
         lipschitz = lipschitz_constant(op)
-    x, hist = _fista_planar(op, bp, x, num_iters, float(lipschitz), np.float32(lo),
-                            np.float32(hi), momentum, tol)
-    aif = np.moveaxis(x, 0, -1)
+    if not (np.isscalar(lipschitz) and np.isfinite(lipschitz) and lipschitz > 0):
+        raise ValueError(f"lipschitz must be a positive number, got {lipschitz!r}")
+    eng = op.engine
+    x, hist = run_fista(eng, op.weights, eng.asarray(bp), eng.asarray(x), num_iters=num_iters,
+                        lipschitz=float(lipschitz), lo=lo, hi=hi, momentum=momentum,
+                        monotone=monotone, rel_tol=float(rel_tol))
+    aif = np.moveaxis(eng.to_host(x), 0, -1)
     return FistaResult(np.ascontiguousarray(aif[..., 0] if gray else aif), hist, float(lipschitz))
 
 

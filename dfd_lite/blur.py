@@ -11,7 +11,8 @@ normalised to sum to 1 over the window. Pixels outside the image are zero.
 
 Three implementations of the same operator live here:
 
-* :class:`BlurOperator` - matrix-free Numba kernels (the fast path);
+* :class:`BlurOperator` - matrix-free kernels of an engine (Numba on the
+  CPU or CUDA, see :mod:`dfd_lite.engines`): the fast path;
 * :func:`blur_matrix` - an explicit ``scipy.sparse`` matrix (teaching,
   and a test oracle for small images);
 * :func:`blur_constant` - separable convolution, exact when the depth is
@@ -20,15 +21,18 @@ Three implementations of the same operator live here:
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
-import numba
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from . import _validate as V
-from .optics import Camera, check_kernel_size, coc_radius, default_kernel_size
+from . import engines
+from .engines._scalar import gaussian_taps
+from .optics import Camera, check_kernel_size, coc_radius, default_kernel_size, \
+    thin_lens_coefficients
 
 __all__ = [
     "gaussian_weights",
@@ -37,12 +41,8 @@ __all__ = [
     "blur_constant",
     "render_stack",
     "dot_test",
-    "planar_weights",
+    "DotTestResult",
 ]
-
-# Below this sigma the Gaussian is a delta at the window's centre; a floor
-# keeps exp(-o^2 / 2 sigma^2) from dividing by zero.
-_MIN_SIGMA = 1e-3
 
 
 def gaussian_weights(radius, kernel_size: int):
@@ -60,134 +60,7 @@ def gaussian_weights(radius, kernel_size: int):
     ndarray, shape ``S + (K,)``, float32
         ``w`` with ``w.sum(-1) == 1``; the 2-D PSF is ``w[:, None] * w[None, :]``.
     """
-    k = check_kernel_size(kernel_size)
-    sigma = np.maximum(np.asarray(radius, dtype=np.float64), _MIN_SIGMA)[..., None]
-    offsets = np.arange(k, dtype=np.float64) - k // 2
-    g = np.exp(-0.5 * (offsets / sigma) ** 2)
-    return (g / g.sum(-1, keepdims=True)).astype(np.float32)
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _weights_kernel(depth, focus, coef, min_radius, k, out):
-    # The numbers of gaussian_weights(coc_radius(depth)) in one pass, with
-    # no (F, H, W, K) float64 temporaries; loops run along rows to vectorise.
-    n_f = focus.shape[0]
-    height, width = depth.shape
-    half = k // 2
-    for job in numba.prange(n_f * height):
-        f = job // height
-        y = job % height
-        inv = np.empty(width, dtype=np.float32)
-        total = np.zeros(width, dtype=np.float32)
-        for xx in range(width):
-            z = depth[y, xx]
-            r = max(coef[f] * abs(z - focus[f]) / z, min_radius, 1e-3)
-            inv[xx] = -0.5 / (r * r)
-        for a in range(k):
-            o2 = np.float32((a - half) * (a - half))
-            row = out[f, a, y]
-            for xx in range(width):
-                g = math.exp(inv[xx] * o2)
-                row[xx] = g
-                total[xx] += g
-        for a in range(k):
-            row = out[f, a, y]
-            for xx in range(width):
-                row[xx] /= total[xx]
-
-
-def planar_weights(depth, camera: Camera, kernel_size: int):
-    """(H, W) depth -> (F, K, H, W) float32 per-pixel Gaussian weights."""
-    d = np.ascontiguousarray(depth, dtype=np.float64)
-    focus = np.asarray(camera.focus_distances, dtype=np.float64)
-    f = camera.focal_length
-    coef = camera.aperture * f / (focus - f) / (2.0 * camera.pixel_size)
-    out = np.empty((camera.num_planes, kernel_size) + d.shape, dtype=np.float32)
-    _weights_kernel(d, focus, coef, camera.min_radius, kernel_size, out)
-    return out
-
-
-# ---------------------------------------------------------------------------
-# Numba kernels. Arrays are planar: images (C, H, W), stacks (F, C, H, W),
-# weights (F, K, H, W). The innermost loops run along image rows so that
-# they vectorise; padding is done once outside so they need no bounds tests.
-# ---------------------------------------------------------------------------
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _forward_kernel(xpad, wts, out):
-    n_f, k, height, width = wts.shape
-    n_c = xpad.shape[0]
-    for job in numba.prange(n_f * height):
-        f = job // height
-        y = job % height
-        row = np.empty(width, dtype=np.float32)
-        for c in range(n_c):
-            acc = out[f, c, y]
-            acc[:] = 0.0
-            for a in range(k):
-                src = xpad[c, y + a]
-                for xx in range(width):
-                    row[xx] = 0.0
-                for b in range(k):
-                    wb = wts[f, b, y]
-                    for xx in range(width):
-                        row[xx] += wb[xx] * src[xx + b]
-                wa = wts[f, a, y]
-                for xx in range(width):
-                    acc[xx] += wa[xx] * row[xx]
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _adjoint_kernel(ystack, wts, outpad):
-    # Scatter written as a gather over output rows: the thread that owns
-    # padded output row R collects every input row that reaches it, so no
-    # two threads ever write the same pixel.
-    n_f, k, height, width = wts.shape
-    n_c = ystack.shape[1]
-    half = k // 2
-    for rr in numba.prange(height):
-        big_r = rr + half  # rows in the padding would be cropped: skip them
-        t = np.empty(width, dtype=np.float32)
-        for c in range(n_c):
-            dst = outpad[c, big_r]
-            dst[:] = 0.0
-            for f in range(n_f):
-                for a in range(k):
-                    py = big_r - a
-                    if py < 0 or py >= height:
-                        continue
-                    wa = wts[f, a, py]
-                    src = ystack[f, c, py]
-                    for xx in range(width):
-                        t[xx] = wa[xx] * src[xx]
-                    for b in range(k):
-                        wb = wts[f, b, py]
-                        for xx in range(width):
-                            dst[xx + b] += t[xx] * wb[xx]
-
-
-def _pad(x, half):
-    c, h, w = x.shape
-    xpad = np.zeros((c, h + 2 * half, w + 2 * half), dtype=np.float32)
-    xpad[:, half:half + h, half:half + w] = x
-    return xpad
-
-
-def forward_planar(x, wts):
-    """A x for planar float32 arrays: x (C, H, W), wts (F, K, H, W) -> (F, C, H, W)."""
-    n_f, k, h, w = wts.shape
-    out = np.empty((n_f, x.shape[0], h, w), dtype=np.float32)
-    _forward_kernel(_pad(x, k // 2), wts, out)
-    return out
-
-
-def adjoint_planar(y, wts):
-    """A^T y for planar float32 arrays: y (F, C, H, W), wts (F, K, H, W) -> (C, H, W)."""
-    n_f, k, h, w = wts.shape
-    half = k // 2
-    outpad = np.zeros((y.shape[1], h + 2 * half, w + 2 * half), dtype=np.float32)
-    _adjoint_kernel(np.ascontiguousarray(y, dtype=np.float32), wts, outpad)
-    return np.ascontiguousarray(outpad[:, half:half + h, half:half + w])
+    return gaussian_taps(radius, check_kernel_size(kernel_size))
 
 
 class BlurOperator:
@@ -200,13 +73,18 @@ class BlurOperator:
     camera : Camera
     kernel_size : int, optional
         Odd PSF window ``K``; default :func:`default_kernel_size` of the image.
-    backend : {"auto", "cpu", "cuda"}, optional
+    backend : {"auto", "cpu", "cuda"} or engine, optional
         Where the kernels run; ``"auto"`` uses CUDA when a GPU is available.
 
     Attributes
     ----------
-    weights : ndarray, shape (F, K, H, W), float32
-        Per-pixel 1-D Gaussian weights.
+    engine : engine
+        The :mod:`dfd_lite.engines` engine the operator runs on.
+    weights : engine array, shape (F, K, H, W), float32
+        Per-pixel 1-D Gaussian weights, on the engine's device.
+    shape : (int, int)
+        ``(F * H * W, H * W)``: the operator on one channel of a flattened
+        image. Channels are blurred independently with the same weights.
 
     Examples
     --------
@@ -214,23 +92,26 @@ class BlurOperator:
     >>> op = dl.BlurOperator(np.full((8, 8), 2.0), dl.Camera.nyuv2(), kernel_size=5)
     >>> op.forward(np.ones((8, 8, 3))).shape
     (5, 8, 8, 3)
+    >>> op.shape
+    (320, 64)
     """
 
-    def __init__(self, depth, camera: Camera, kernel_size=None, backend="auto"):
-        from .backend import resolve_backend
-
+    def __init__(self, depth, camera: Camera, *, kernel_size=None, backend="auto"):
         V.check_camera(camera)
         self.depth = V.as_depth(depth)
         self.camera = camera
         h, w = self.depth.shape
         self.kernel_size = check_kernel_size(
             default_kernel_size(h, w) if kernel_size is None else kernel_size)
-        self.backend = resolve_backend(backend)
-        self.weights = planar_weights(self.depth, camera, self.kernel_size)
-        self._device = None
-        if self.backend == "cuda":
-            from . import cuda as _cuda
-            self._device = _cuda.DeviceBlur(self.weights)
+        self.engine = engines.resolve(backend)
+        self.weights = self.engine.weights(self.engine.asarray(self.depth),
+                                           self.engine.optics(thin_lens_coefficients(camera)),
+                                           self.kernel_size)
+
+    @property
+    def backend(self):
+        """``"cpu"`` or ``"cuda"``."""
+        return self.engine.name
 
     @property
     def radii(self):
@@ -246,17 +127,10 @@ class BlurOperator:
     def num_planes(self):
         return self.camera.num_planes
 
-    def forward_planar(self, x):
-        """``A x`` on planar arrays: (C, H, W) float32 -> (F, C, H, W)."""
-        if self._device is not None:
-            return self._device.forward(x)
-        return forward_planar(x, self.weights)
-
-    def adjoint_planar(self, y):
-        """``A^T y`` on planar arrays: (F, C, H, W) float32 -> (C, H, W)."""
-        if self._device is not None:
-            return self._device.adjoint(y)
-        return adjoint_planar(y, self.weights)
+    @property
+    def shape(self):
+        h, w = self.image_shape
+        return (self.num_planes * h * w, h * w)
 
     def forward(self, aif):
         """Render the focal stack of an all-in-focus image.
@@ -273,7 +147,8 @@ class BlurOperator:
         if x.shape[:2] != self.image_shape:
             raise ValueError(
                 f"aif has shape {x.shape[:2]} but the depth map is {self.image_shape}")
-        y = self.forward_planar(np.ascontiguousarray(np.moveaxis(x, -1, 0)))
+        eng = self.engine
+        y = eng.to_host(eng.forward(eng.asarray(np.moveaxis(x, -1, 0)), self.weights))
         y = np.moveaxis(y, 1, -1)
         return np.ascontiguousarray(y[..., 0] if gray else y)
 
@@ -292,13 +167,46 @@ class BlurOperator:
         if y.shape[1:3] != self.image_shape:
             raise ValueError(
                 f"stack has images of shape {y.shape[1:3]} but the depth map is {self.image_shape}")
-        x = self.adjoint_planar(np.ascontiguousarray(np.moveaxis(y, -1, 1)))
+        eng = self.engine
+        x = eng.to_host(eng.adjoint(eng.asarray(np.moveaxis(y, -1, 1)), self.weights))
         x = np.moveaxis(x, 0, -1)
         return np.ascontiguousarray(x[..., 0] if gray else x)
 
     def to_sparse(self):
         """This operator as an explicit sparse matrix (see :func:`blur_matrix`)."""
-        return blur_matrix(self.depth, self.camera, self.kernel_size)
+        return blur_matrix(self.depth, self.camera, kernel_size=self.kernel_size)
+
+    def to_scipy(self, channels: int = 1):
+        """This operator as a :class:`scipy.sparse.linalg.LinearOperator`.
+
+        It acts on images ``(H, W, channels)`` flattened in C order and
+        returns stacks ``(F, H, W, channels)`` flattened the same way, so
+        SciPy's iterative solvers (``lsqr``, ``cg`` on the normal
+        equations, ...) work on it.
+
+        Parameters
+        ----------
+        channels : int
+            Colour channels of the images it will be applied to.
+
+        Returns
+        -------
+        scipy.sparse.linalg.LinearOperator, shape ``(F H W C, H W C)``, float32
+        """
+        n_c = V.as_positive_int(channels, "channels")
+        h, w = self.image_shape
+        n_f = self.num_planes
+
+        def matvec(v):
+            x = np.asarray(v, dtype=np.float32).reshape(h, w, n_c)
+            return self.forward(x).reshape(-1)
+
+        def rmatvec(v):
+            y = np.asarray(v, dtype=np.float32).reshape(n_f, h, w, n_c)
+            return self.adjoint(y).reshape(-1)
+
+        return spla.LinearOperator((n_f * h * w * n_c, h * w * n_c), matvec=matvec,
+                                   rmatvec=rmatvec, dtype=np.float32)
 
     def __repr__(self):
         h, w = self.image_shape
@@ -306,7 +214,7 @@ class BlurOperator:
                 f"kernel_size={self.kernel_size}, backend={self.backend!r})")
 
 
-def blur_matrix(depth, camera: Camera, kernel_size: int, max_pixels: int = 200_000):
+def blur_matrix(depth, camera: Camera, *, kernel_size=None, max_pixels: int = 200_000):
     """The blur operator as an explicit ``scipy.sparse`` matrix.
 
     Row ``i * H * W + p`` holds the PSF of output pixel ``p`` (row-major) in
@@ -317,7 +225,8 @@ def blur_matrix(depth, camera: Camera, kernel_size: int, max_pixels: int = 200_0
     ----------
     depth : array_like, shape (H, W)
     camera : Camera
-    kernel_size : int
+    kernel_size : int, optional
+        Default :func:`default_kernel_size` of the image.
     max_pixels : int, optional
         Refuse larger images: the matrix has ``F * H * W * K^2`` entries.
 
@@ -327,8 +236,8 @@ def blur_matrix(depth, camera: Camera, kernel_size: int, max_pixels: int = 200_0
     """
     V.check_camera(camera)
     z = V.as_depth(depth)
-    k = check_kernel_size(kernel_size)
     h, w = z.shape
+    k = check_kernel_size(default_kernel_size(h, w) if kernel_size is None else kernel_size)
     if h * w > max_pixels:
         raise ValueError(f"depth has {h * w} pixels; blur_matrix is for small images "
                          f"(max_pixels={max_pixels})")
@@ -348,7 +257,7 @@ def blur_matrix(depth, camera: Camera, kernel_size: int, max_pixels: int = 200_0
                          shape=(n_f * h * w, h * w), dtype=np.float32)
 
 
-def blur_constant(image, radius: float, kernel_size: int):
+def blur_constant(image, radius: float, *, kernel_size: int):
     """Blur with one Gaussian everywhere, as two 1-D zero-padded passes.
 
     Equal to :class:`BlurOperator` for a constant depth whose blur radius
@@ -372,8 +281,8 @@ def blur_constant(image, radius: float, kernel_size: int):
     return out[..., 0] if gray else out
 
 
-def render_stack(aif, depth, camera: Camera, kernel_size=None, noise_std: float = 0.0,
-                 seed=None, backend="auto"):
+def render_stack(aif, depth, camera: Camera, *, kernel_size=None, noise_std: float = 0.0,
+                 seed=0, backend="auto"):
     """Synthesise a focal stack from an all-in-focus image and a depth map.
 
     Parameters
@@ -389,7 +298,8 @@ def render_stack(aif, depth, camera: Camera, kernel_size=None, noise_std: float 
         Standard deviation of additive Gaussian noise (image units), with
         the result clipped to [0, 1]. 0.01 is "1 % noise" on [0, 1] images.
     seed : int or numpy.random.Generator, optional
-        Seed for the noise.
+        Seed for the noise (default 0: the same stack every time).
+    backend : {"auto", "cpu", "cuda"} or engine, optional
 
     Returns
     -------
@@ -399,7 +309,7 @@ def render_stack(aif, depth, camera: Camera, kernel_size=None, noise_std: float 
     z = V.as_depth(depth, shape=x.shape[:2])
     if not np.isscalar(noise_std) or not np.isfinite(noise_std) or noise_std < 0:
         raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
-    op = BlurOperator(z, camera, kernel_size, backend=backend)
+    op = BlurOperator(z, camera, kernel_size=kernel_size, backend=backend)
     stack = op.forward(x[..., 0] if gray else x)
     if noise_std > 0:
         rng = np.random.default_rng(seed)
@@ -408,26 +318,62 @@ def render_stack(aif, depth, camera: Camera, kernel_size=None, noise_std: float 
     return stack
 
 
-def dot_test(op, seed=0, channels=3):
-    """PyLops-style dot test: ``<A x, y>`` against ``<x, A^T y>``.
+@dataclass(frozen=True)
+class DotTestResult:
+    """Outcome of :func:`dot_test`.
+
+    Attributes
+    ----------
+    passed : bool
+        ``relative_error <= rtol``.
+    forward_inner : float
+        ``<A x, y>``, accumulated in float64.
+    adjoint_inner : float
+        ``<x, A^T y>``.
+    relative_error : float
+        ``|forward_inner - adjoint_inner| / max(|forward_inner|, |adjoint_inner|)``.
+    rtol : float
+    """
+
+    passed: bool
+    forward_inner: float
+    adjoint_inner: float
+    relative_error: float
+    rtol: float
+
+    def __bool__(self):
+        return self.passed
+
+
+def dot_test(op, *, seed: int = 0, channels: int = 3, rtol: float = 1e-4):
+    """PyLops-style dot test: ``<A x, y>`` against ``<x, A^T y>`` for random ``x``, ``y``.
 
     Parameters
     ----------
     op : BlurOperator
     seed : int
     channels : int
+    rtol : float
+        Largest relative difference that passes. float32 rounding gives
+        about 1e-6; a wrong adjoint gives order 1.
 
     Returns
     -------
-    (float, float)
-        The two inner products, accumulated in float64. For an exact
-        adjoint they agree to float32 rounding (relative 1e-5 or better).
+    DotTestResult
+        Truthy when the test passed, with both inner products.
     """
+    if not isinstance(op, BlurOperator):
+        raise TypeError(f"op must be a dfd_lite.BlurOperator, got {type(op).__name__}")
     rng = np.random.default_rng(seed)
     h, w = op.image_shape
-    x = rng.standard_normal((channels, h, w)).astype(np.float32)
-    y = rng.standard_normal((op.num_planes, channels, h, w)).astype(np.float32)
-    ax = op.forward_planar(x)
-    aty = op.adjoint_planar(y)
-    return (float(np.dot(ax.ravel().astype(np.float64), y.ravel().astype(np.float64))),
-            float(np.dot(x.ravel().astype(np.float64), aty.ravel().astype(np.float64))))
+    n_c = V.as_positive_int(channels, "channels")
+    x = rng.standard_normal((n_c, h, w)).astype(np.float32)
+    y = rng.standard_normal((op.num_planes, n_c, h, w)).astype(np.float32)
+    eng = op.engine
+    ax = eng.to_host(eng.forward(eng.asarray(x), op.weights)).astype(np.float64)
+    aty = eng.to_host(eng.adjoint(eng.asarray(y), op.weights)).astype(np.float64)
+    forward_inner = float(np.dot(ax.ravel(), y.ravel().astype(np.float64)))
+    adjoint_inner = float(np.dot(x.ravel().astype(np.float64), aty.ravel()))
+    scale = max(abs(forward_inner), abs(adjoint_inner), 1e-30)
+    err = abs(forward_inner - adjoint_inner) / scale
+    return DotTestResult(bool(err <= rtol), forward_inner, adjoint_inner, err, float(rtol))

@@ -67,7 +67,7 @@ def _texture(h, w, rng):
     return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
-def synthetic_scene(shape=(96, 128), seed: int = 0, flat_patch: bool = False):
+def synthetic_scene(shape=(96, 128), *, seed: int = 0, flat_patch: bool = False):
     """A textured scene of planes and steps at known depths (1 - 5.5 m).
 
     The background is a plane slanting from 4.5 m (top) to 5.5 m (bottom);
@@ -109,7 +109,7 @@ def _resize(img, shape, order):
     return resize(img, shape, order=order, anti_aliasing=order > 0, preserve_range=True)
 
 
-def middlebury_scene(shape=(240, 320), fill_invalid: bool = True):
+def middlebury_scene(shape=(240, 320), *, fill_invalid: bool = True):
     """The Middlebury 2014 Motorcycle scene with depth from its ground-truth disparity.
 
     Depth is ``Z = f B / (d + doffs)`` with the pair's calibration
@@ -152,7 +152,7 @@ def middlebury_scene(shape=(240, 320), fill_invalid: bool = True):
     return Scene("middlebury-motorcycle", aif, depth_small, valid_small)
 
 
-def focal_stack(scene: Scene, camera: Camera, kernel_size=None, noise_std: float = 0.0,
+def focal_stack(scene: Scene, camera: Camera, *, kernel_size=None, noise_std: float = 0.0,
                 seed=0, backend="auto"):
     """Render a scene's focal stack with a camera (see :func:`render_stack`).
 
@@ -165,10 +165,11 @@ def focal_stack(scene: Scene, camera: Camera, kernel_size=None, noise_std: float
     depth = scene.depth
     if not np.all(np.isfinite(depth)):
         raise ValueError("scene.depth has unknown (NaN) pixels; load it with fill_invalid=True")
-    return render_stack(scene.aif, depth, camera, kernel_size, noise_std, seed, backend)
+    return render_stack(scene.aif, depth, camera, kernel_size=kernel_size, noise_std=noise_std,
+                        seed=seed, backend=backend)
 
 
-def save_stack(path, stack, camera: Camera, depth=None, aif=None):
+def save_stack(path, stack, camera: Camera, *, depth=None, aif=None):
     """Save a focal stack with its camera (and optional ground truth) as ``.npz``."""
     b, _ = V.as_stack(stack, V.check_camera(camera))
     arrays = {"stack": b, "focus_distances": np.asarray(camera.focus_distances),

@@ -5,29 +5,33 @@ In the gather model the prediction at pixel ``p`` depends on the depth at
 
     Z(p) = argmin_Z  sum_i sum_c (b_i(p) - [A(Z) x]_i(p))^2
 
-Solved in three moves:
+Solved in three moves, written once in :class:`DepthSearch` over an engine
+(:mod:`dfd_lite.engines`), so the CPU and the GPU run the same algorithm:
 
 1. :func:`grid_search` - try ``num_Z`` candidate depths. Every candidate is
    the same depth everywhere, so each is a separable blur; a running
-   minimum keeps memory at a few ``(H, W)`` maps.
+   minimum keeps memory at a few ``(H, W)`` maps per chunk of candidates.
 2. :func:`golden_section_refine` - golden-section search inside
    ``[Z_{k-1}, Z_{k+1}]`` around the grid minimum, all pixels at once: each
-   step is one spatially varying forward pass.
+   step is one spatially varying per-pixel loss evaluation.
 3. A safeguard keeps the previous depth wherever it has the lower loss.
+
+:func:`golden_section_search` is the plain scalar algorithm, for teaching
+and as the independent oracle of the vectorised one.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
-import scipy.ndimage as ndi
 
 from . import _validate as V
-from .blur import _pad, forward_planar, gaussian_weights, planar_weights
-from .optics import Camera, check_kernel_size, coc_radius, default_kernel_size
+from . import engines
+from .engines import _scalar
+from .engines._scalar import GOLDEN
+from .optics import Camera, check_kernel_size, coc_radius, default_kernel_size, \
+    thin_lens_coefficients
 
 __all__ = [
     "depth_candidates",
@@ -38,12 +42,11 @@ __all__ = [
     "golden_section_refine",
     "depth_step",
     "DepthResult",
+    "DepthSearch",
 ]
 
-GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: the bracket shrinks by this per step
 
-
-def depth_candidates(depth_range, num_depths: int = 100, spacing: str = "linear"):
+def depth_candidates(depth_range, num_depths: int = 100, *, spacing: str = "linear"):
     """Candidate depths for the grid search, in metres.
 
     Parameters
@@ -69,7 +72,8 @@ def depth_candidates(depth_range, num_depths: int = 100, spacing: str = "linear"
     raise ValueError(f"spacing must be 'linear' or 'inverse', got {spacing!r}")
 
 
-def golden_section_search(fn, lo: float, hi: float, tol: float = 1e-2, max_iter: int = 200):
+def golden_section_search(fn, lo: float, hi: float, *, xtol: float = 1e-2,
+                          num_iters: int = 200):
     """Minimise a 1-D function on ``[lo, hi]`` by golden-section search.
 
     The plain scalar algorithm, for teaching and as the oracle of the
@@ -82,9 +86,10 @@ def golden_section_search(fn, lo: float, hi: float, tol: float = 1e-2, max_iter:
         ``fn(z) -> float``.
     lo, hi : float
         The bracket.
-    tol : float
-        Stop when the bracket is narrower than this.
-    max_iter : int
+    xtol : float
+        Stop when the bracket is narrower than this (units of ``lo``, ``hi``).
+    num_iters : int
+        Most steps to take.
 
     Returns
     -------
@@ -93,13 +98,13 @@ def golden_section_search(fn, lo: float, hi: float, tol: float = 1e-2, max_iter:
     """
     if not hi > lo:
         raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    if not xtol > 0:
+        raise ValueError(f"xtol must be positive, got {xtol!r}")
     c = hi - GOLDEN * (hi - lo)
     d = lo + GOLDEN * (hi - lo)
     fc, fd = fn(c), fn(d)
-    for _ in range(max_iter):
-        if hi - lo <= tol:
+    for _ in range(num_iters):
+        if hi - lo <= xtol:
             break
         if fc <= fd:  # the minimum is in [lo, d]
             hi, d, fd = d, c, fc
@@ -113,63 +118,92 @@ def golden_section_search(fn, lo: float, hi: float, tol: float = 1e-2, max_iter:
 
 
 # ---------------------------------------------------------------------------
-# Numba kernels (planar layout, see blur.py)
+# The depth search, written once over an engine
 # ---------------------------------------------------------------------------
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _sq_err_kernel(pred, b, out):
-    n_f, n_c, height, width = b.shape
-    for y in numba.prange(height):
-        row = out[y]
-        row[:] = 0.0
-        for f in range(n_f):
-            for c in range(n_c):
-                p = pred[f, c, y]
-                q = b[f, c, y]
-                for xx in range(width):
-                    d = p[xx] - q[xx]
-                    row[xx] += d * d
+class DepthSearch:
+    """Grid search, golden-section refinement and safeguard on one engine.
+
+    Holds the stack and the optics on the engine's device so that the solver
+    can run one depth step per epoch without moving them. Arrays in and out
+    are engine arrays, planar: images ``(C, H, W)``, stacks
+    ``(F, C, H, W)``, maps ``(H, W)``.
+
+    Parameters
+    ----------
+    engine : engine
+    b : engine array, shape (F, C, H, W), float32
+    camera : Camera
+    kernel_size : int
+    """
+
+    def __init__(self, engine, b, camera, kernel_size):
+        self.engine, self.b, self.camera, self.k = engine, b, camera, int(kernel_size)
+        self.optics = engine.optics(thin_lens_coefficients(camera))
+        self.shape = tuple(int(s) for s in b.shape[2:])
+
+    def loss(self, x, depth, out=None):
+        """Per-pixel loss ``sum_f sum_c (b - A(depth) x)^2``."""
+        return self.engine.pixel_loss(x, self.b, depth, self.optics, self.k, out=out)
+
+    def grid(self, x, cands, window=1):
+        """Best candidate at every pixel: ``(index int32, windowed loss)``.
+
+        Candidates are taken in chunks that the engine can hold; each chunk's
+        loss maps are box-averaged when ``window > 1`` and folded into a
+        running minimum, so the whole ``(N, H, W)`` volume never exists.
+        """
+        eng = self.engine
+        radii = coc_radius(cands, self.camera).T.astype(np.float32)      # (N, F), clamped
+        n_f, n_c = radii.shape[1], int(x.shape[0])
+        chunk = eng.grid_chunk(len(cands), self.shape, n_f, n_c)
+        volume = eng.empty((chunk,) + self.shape)
+        best = eng.full(self.shape, np.inf)
+        index = eng.full(self.shape, 0, np.int32)
+        for n0 in range(0, len(cands), chunk):
+            part = radii[n0:n0 + chunk]
+            losses = volume[:len(part)]
+            eng.constant_depth_losses(x, self.b, part, self.k, losses)
+            if window > 1:
+                eng.box_mean(losses, window)
+            eng.fold_min(losses, n0, best, index)
+        return index, best
+
+    def refine(self, x, cands, index, depth_tol, evaluations=None):
+        """Golden-section search in ``[Z_{k-1}, Z_{k+1}]`` around ``index``, all pixels at once.
+
+        Every pixel takes the same number of steps, set by the widest
+        bracket; each step is one engine-wide per-pixel loss evaluation and
+        one update of every pixel's search state (:mod:`~dfd_lite.engines._scalar`).
+
+        Returns ``(depth, loss)``: the best depth evaluated at each pixel
+        (the grid point included, so never worse than it) and its loss.
+        """
+        eng = self.engine
+        if evaluations is None:
+            evaluations = _scalar.golden_steps(cands, depth_tol) + 3
+        state = eng.empty((_scalar.STATE_ROWS,) + self.shape)
+        eng.golden_init(state, eng.asarray(cands), index)
+        loss = eng.empty(self.shape)
+        for _ in range(evaluations):
+            self.loss(x, state[_scalar.Z_NEXT], out=loss)
+            eng.golden_advance(state, loss)
+        return state[_scalar.BEST_Z], state[_scalar.BEST_F]
+
+    def step(self, x, cands, *, window=1, depth_tol=1e-2, previous=None, refine=True):
+        """Grid search, refinement and safeguard: ``(depth, loss, index, kept)``."""
+        eng = self.engine
+        index, _ = self.grid(x, cands, window)
+        # Without refinement the "search" evaluates the grid point only.
+        depth, loss = self.refine(x, cands, index, depth_tol, None if refine else 1)
+        kept = eng.full(self.shape, False, np.bool_)
+        if previous is not None:
+            eng.keep_better(depth, loss, previous, self.loss(x, previous), kept)
+        return depth, loss, index, kept
 
 
-def _pixel_loss_planar(pred, b):
-    out = np.empty(b.shape[2:], dtype=np.float32)
-    _sq_err_kernel(pred, b, out)
-    return out
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _constant_depth_loss_kernel(xpad, b, wk, use, loss):
-    # Adds to loss[y, x] the squared error of every slice f with use[f],
-    # blurring with the 1-D weights wk[f] along columns, then along rows.
-    n_f, n_c, height, width = b.shape
-    k = wk.shape[1]
-    wide = width + k - 1
-    for y in numba.prange(height):
-        v = np.empty(wide, dtype=np.float32)
-        pred = np.empty(width, dtype=np.float32)
-        lrow = loss[y]
-        for f in range(n_f):
-            if not use[f]:
-                continue
-            for c in range(n_c):
-                v[:] = 0.0
-                for a in range(k):
-                    wa = wk[f, a]
-                    src = xpad[c, y + a]
-                    for j in range(wide):
-                        v[j] += wa * src[j]
-                pred[:] = 0.0
-                for bb in range(k):
-                    wb = wk[f, bb]
-                    for xx in range(width):
-                        pred[xx] += wb * v[xx + bb]
-                brow = b[f, c, y]
-                for xx in range(width):
-                    d = pred[xx] - brow[xx]
-                    lrow[xx] += d * d
-
-
-def _prepare(aif, stack, camera, kernel_size):
+def _prepare(aif, stack, camera, kernel_size, backend):
+    """Validated inputs on the engine: ``(search, x)``."""
     V.check_camera(camera)
     b, _ = V.as_stack(stack, camera)
     x, _ = V.as_image(aif, "aif")
@@ -177,56 +211,39 @@ def _prepare(aif, stack, camera, kernel_size):
         raise ValueError(f"aif has shape {x.shape} but the stack's images are {b.shape[1:]}")
     h, w = x.shape[:2]
     k = check_kernel_size(default_kernel_size(h, w) if kernel_size is None else kernel_size)
-    return (np.ascontiguousarray(np.moveaxis(x, -1, 0)),
-            np.ascontiguousarray(np.moveaxis(b, -1, 1)), k)
+    eng = engines.resolve(backend)
+    search = DepthSearch(eng, eng.asarray(np.moveaxis(b, -1, 1)), camera, k)
+    return search, eng.asarray(np.moveaxis(x, -1, 0))
 
 
-def _check_window(window):
+def check_window(window):
+    """A box window: an odd integer >= 1."""
     window = V.as_positive_int(window, "window")
     if window % 2 == 0:
         raise ValueError(f"window must be odd, got {window}")
     return window
 
 
-def _box(loss, window):
-    return loss if window == 1 else ndi.uniform_filter(loss, window, mode="nearest")
+def check_candidates(candidates):
+    """Candidate depths: float32, 1-D, at least 2, finite, positive, strictly increasing."""
+    cands = np.asarray(candidates, dtype=np.float64)
+    if cands.ndim != 1 or cands.size < 2:
+        raise ValueError("candidates must be a 1-D array of at least 2 depths")
+    if not np.all(np.isfinite(cands)) or np.any(cands <= 0) or np.any(np.diff(cands) <= 0):
+        raise ValueError("candidates must be finite, positive and strictly increasing")
+    cands32 = cands.astype(np.float32)
+    if np.any(np.diff(cands32) <= 0):
+        raise ValueError("candidates are closer than float32 can tell apart")
+    return cands32
 
 
-class _ConstantDepthLoss:
-    """Per-pixel loss of a constant depth, for many candidate depths.
-
-    Slices whose radius is clamped to ``min_radius`` give the same blur for
-    every such candidate: their loss is computed once and reused.
-    """
-
-    def __init__(self, x, b, camera, k):
-        self.x, self.b, self.camera, self.k = x, b, camera, k
-        self.xpad = _pad(x, k // 2)
-        n_f = camera.num_planes
-        rmin = np.full(n_f, camera.min_radius)
-        self.w_min = gaussian_weights(rmin, k)
-        self.clamped_loss = np.zeros((n_f,) + b.shape[2:], dtype=np.float32)
-        if camera.min_radius > 0:
-            for f in range(n_f):
-                use = np.zeros(n_f, dtype=np.bool_)
-                use[f] = True
-                _constant_depth_loss_kernel(self.xpad, b, self.w_min, use, self.clamped_loss[f])
-
-    def __call__(self, z):
-        raw = coc_radius(float(z), self.camera, clamp=False)
-        clamped = raw <= self.camera.min_radius
-        loss = np.zeros(self.b.shape[2:], dtype=np.float32)
-        if self.camera.min_radius > 0:
-            for f in np.flatnonzero(clamped):
-                loss += self.clamped_loss[f]
-        else:
-            clamped[:] = False
-        wk = gaussian_weights(np.maximum(raw, self.camera.min_radius), self.k)
-        _constant_depth_loss_kernel(self.xpad, self.b, wk, ~clamped, loss)
-        return loss
+def check_depth_tol(depth_tol):
+    if not (np.isscalar(depth_tol) and np.isfinite(depth_tol) and depth_tol > 0):
+        raise ValueError(f"depth_tol must be a positive number of metres, got {depth_tol!r}")
+    return float(depth_tol)
 
 
-def pixel_loss(aif, stack, depth, camera: Camera, kernel_size=None):
+def pixel_loss(aif, stack, depth, camera: Camera, *, kernel_size=None, backend="auto"):
     """Per-pixel data loss ``sum_i sum_c (b_i(p) - [A(Z) x]_i(p))^2``.
 
     Parameters
@@ -236,17 +253,19 @@ def pixel_loss(aif, stack, depth, camera: Camera, kernel_size=None):
     depth : array_like, shape (H, W)
     camera : Camera
     kernel_size : int, optional
+    backend : {"auto", "cpu", "cuda"} or engine
 
     Returns
     -------
     ndarray, shape (H, W), float32
     """
-    x, b, k = _prepare(aif, stack, camera, kernel_size)
-    z = V.as_depth(depth, shape=x.shape[1:])
-    return _pixel_loss_planar(forward_planar(x, planar_weights(z, camera, k)), b)
+    search, x = _prepare(aif, stack, camera, kernel_size, backend)
+    z = V.as_depth(depth, shape=search.shape)
+    return search.engine.to_host(search.loss(x, search.engine.asarray(z)))
 
 
-def depth_loss_volume(aif, stack, camera: Camera, candidates, kernel_size=None):
+def depth_loss_volume(aif, stack, camera: Camera, candidates, *, kernel_size=None,
+                      backend="auto"):
     """The per-pixel loss of every candidate depth, as one volume.
 
     For teaching and plots on small images: the solver never stores this.
@@ -255,28 +274,19 @@ def depth_loss_volume(aif, stack, camera: Camera, candidates, kernel_size=None):
     -------
     ndarray, shape (len(candidates), H, W), float32
     """
-    x, b, k = _prepare(aif, stack, camera, kernel_size)
+    search, x = _prepare(aif, stack, camera, kernel_size, backend)
     cands = np.asarray(candidates, dtype=np.float64)
     if cands.ndim != 1 or cands.size == 0 or np.any(cands <= 0) or not np.all(np.isfinite(cands)):
         raise ValueError("candidates must be a non-empty 1-D array of positive depths")
-    loss_of = _ConstantDepthLoss(x, b, camera, k)
-    return np.stack([loss_of(z) for z in cands])
+    eng = search.engine
+    # float32 depths, as grid_search uses them, so both rank candidates alike
+    radii = coc_radius(cands.astype(np.float32), camera).T.astype(np.float32)
+    out = eng.empty((cands.size,) + search.shape)
+    return eng.to_host(eng.constant_depth_losses(x, search.b, radii, search.k, out))
 
 
-def _grid_search_planar(x, b, camera, k, cands, window):
-    loss_of = _ConstantDepthLoss(x, b, camera, k)
-    best = np.full(b.shape[2:], np.inf, dtype=np.float32)
-    index = np.zeros(b.shape[2:], dtype=np.int64)
-    for i, z in enumerate(cands):
-        loss = _box(loss_of(z), window)
-        better = loss < best
-        best[better] = loss[better]
-        index[better] = i
-    return index, best
-
-
-def grid_search(aif, stack, camera: Camera, candidates, kernel_size=None, window: int = 1,
-                backend: str = "auto"):
+def grid_search(aif, stack, camera: Camera, candidates, *, kernel_size=None, window: int = 1,
+                backend="auto"):
     """Best candidate depth at every pixel.
 
     Parameters
@@ -292,7 +302,7 @@ def grid_search(aif, stack, camera: Camera, candidates, kernel_size=None, window
         Odd side of a box over which the per-pixel loss is averaged before
         the comparison (1 = no averaging). Larger windows steady the depth
         in weakly textured regions at the price of detail.
-    backend : {"auto", "cpu", "cuda"}
+    backend : {"auto", "cpu", "cuda"} or engine
 
     Returns
     -------
@@ -301,64 +311,16 @@ def grid_search(aif, stack, camera: Camera, candidates, kernel_size=None, window
     loss : ndarray, shape (H, W), float32
         Its (windowed) loss.
     """
-    from .backend import resolve_backend
-
-    x, b, k = _prepare(aif, stack, camera, kernel_size)
-    cands = _check_candidates(candidates)
-    window = _check_window(window)
-    if resolve_backend(backend) == "cuda":
-        from . import cuda as _cuda
-        return _cuda.grid_search_planar(x, b, camera, k, cands, window)
-    return _grid_search_planar(x, b, camera, k, cands, window)
+    cands = check_candidates(candidates)
+    window = check_window(window)
+    search, x = _prepare(aif, stack, camera, kernel_size, backend)
+    index, loss = search.grid(x, cands, window)
+    eng = search.engine
+    return eng.to_host(index).astype(np.int64), eng.to_host(loss)
 
 
-def _check_candidates(candidates):
-    cands = np.asarray(candidates, dtype=np.float64)
-    if cands.ndim != 1 or cands.size < 2:
-        raise ValueError("candidates must be a 1-D array of at least 2 depths")
-    if not np.all(np.isfinite(cands)) or np.any(cands <= 0) or np.any(np.diff(cands) <= 0):
-        raise ValueError("candidates must be finite, positive and strictly increasing")
-    return cands
-
-
-def _golden_planar(x, b, camera, k, lo, hi, z0, f0, tol):
-    """Vectorised golden-section search over all pixels at once.
-
-    Returns the best depth evaluated at each pixel (``z0`` included) and
-    its loss, so the result is never worse than the starting point.
-    """
-    def loss_at(z):
-        return _pixel_loss_planar(forward_planar(x, planar_weights(z, camera, k)), b)
-
-    lo = lo.astype(np.float64)
-    hi = hi.astype(np.float64)
-    best_z, best_f = z0.astype(np.float64), f0.copy()
-    c = hi - GOLDEN * (hi - lo)
-    d = lo + GOLDEN * (hi - lo)
-    fc, fd = loss_at(c), loss_at(d)
-    width = float(np.max(hi - lo)) if lo.size else 0.0
-    steps = max(0, math.ceil(math.log(tol / width) / math.log(GOLDEN))) if width > tol else 0
-    for _ in range(steps):
-        left = fc <= fd  # the minimum lies in [lo, d] here, in [c, hi] elsewhere
-        hi = np.where(left, d, hi)
-        lo = np.where(left, lo, c)
-        new_c = np.where(left, hi - GOLDEN * (hi - lo), d)
-        new_d = np.where(left, c, lo + GOLDEN * (hi - lo))
-        f_keep = np.where(left, fc, fd)
-        z_new = np.where(left, new_c, new_d)
-        f_new = loss_at(z_new)
-        fc = np.where(left, f_new, f_keep)
-        fd = np.where(left, f_keep, f_new)
-        c, d = new_c, new_d
-    for z, f in ((c, fc), (d, fd)):
-        better = f < best_f
-        best_z[better] = z[better]
-        best_f[better] = f[better]
-    return best_z, best_f
-
-
-def golden_section_refine(aif, stack, camera: Camera, candidates, index, kernel_size=None,
-                          tol: float = 1e-2, backend: str = "auto"):
+def golden_section_refine(aif, stack, camera: Camera, candidates, index, *, kernel_size=None,
+                          depth_tol: float = 1e-2, backend="auto"):
     """Refine grid-search depths by golden-section search in ``[Z_{k-1}, Z_{k+1}]``.
 
     Parameters
@@ -367,9 +329,9 @@ def golden_section_refine(aif, stack, camera: Camera, candidates, index, kernel_
         As for :func:`grid_search`.
     index : array_like, shape (H, W), int
         The grid minimum at each pixel.
-    tol : float
-        Stop when every bracket is narrower than this (metres).
-    backend : {"auto", "cpu", "cuda"}
+    depth_tol : float
+        Stop when every bracket is narrower than this, metres.
+    backend : {"auto", "cpu", "cuda"} or engine
 
     Returns
     -------
@@ -377,31 +339,17 @@ def golden_section_refine(aif, stack, camera: Camera, candidates, index, kernel_
     loss : ndarray, shape (H, W), float32
         Per-pixel loss at ``depth``; never above the loss at the grid depth.
     """
-    from .backend import resolve_backend
-
-    x, b, k = _prepare(aif, stack, camera, kernel_size)
-    cands = _check_candidates(candidates)
+    cands = check_candidates(candidates)
+    depth_tol = check_depth_tol(depth_tol)
+    search, x = _prepare(aif, stack, camera, kernel_size, backend)
     idx = np.asarray(index)
-    if idx.shape != x.shape[1:] or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"index must be an integer array of shape {x.shape[1:]}")
+    if idx.shape != search.shape or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"index must be an integer array of shape {search.shape}")
     if idx.min() < 0 or idx.max() >= cands.size:
         raise ValueError("index is out of range of candidates")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
-    if resolve_backend(backend) == "cuda":
-        from . import cuda as _cuda
-        return _cuda.golden_refine_planar(x, b, camera, k, cands, idx, tol)
-    return _refine_planar(x, b, camera, k, cands, idx, tol)
-
-
-def _refine_planar(x, b, camera, k, cands, idx, tol):
-    n = cands.size
-    lo = cands[np.maximum(idx - 1, 0)]
-    hi = cands[np.minimum(idx + 1, n - 1)]
-    z0 = cands[idx]
-    f0 = _pixel_loss_planar(forward_planar(x, planar_weights(z0, camera, k)), b)
-    z, f = _golden_planar(x, b, camera, k, lo, hi, z0, f0, tol)
-    return z.astype(np.float32), f
+    eng = search.engine
+    depth, loss = search.refine(x, cands, eng.asarray(idx, np.int32), depth_tol)
+    return eng.to_host(depth), eng.to_host(loss)
 
 
 @dataclass
@@ -425,9 +373,9 @@ class DepthResult:
     kept_previous: np.ndarray
 
 
-def depth_step(aif, stack, camera: Camera, candidates, kernel_size=None, window: int = 1,
-               tol: float = 1e-2, previous_depth=None, refine: bool = True,
-               backend: str = "auto"):
+def depth_step(aif, stack, camera: Camera, candidates, *, kernel_size=None, window: int = 1,
+               depth_tol: float = 1e-2, previous_depth=None, refine: bool = True,
+               backend="auto"):
     """One depth update: grid search, golden-section refinement, safeguard.
 
     Parameters
@@ -440,50 +388,28 @@ def depth_step(aif, stack, camera: Camera, candidates, kernel_size=None, window:
     window : int
         Box window of the grid-search loss (see :func:`grid_search`). The
         refinement and the safeguard use the per-pixel loss.
-    tol : float
-        Golden-section tolerance in metres.
+    depth_tol : float
+        Golden-section tolerance, metres.
     previous_depth : array_like, shape (H, W), optional
         Kept wherever its loss under this ``aif`` is lower, so the loss of
         the depth step never increases.
     refine : bool
         Skip the golden-section step when False.
-    backend : {"auto", "cpu", "cuda"}
+    backend : {"auto", "cpu", "cuda"} or engine
 
     Returns
     -------
     DepthResult
+        Host arrays. The depth map is ``result.depth``.
     """
-    from .backend import resolve_backend
-
-    x, b, k = _prepare(aif, stack, camera, kernel_size)
-    cands = _check_candidates(candidates)
-    window = _check_window(window)
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
-    prev = None if previous_depth is None else V.as_depth(previous_depth, "previous_depth",
-                                                          shape=x.shape[1:])
-    if resolve_backend(backend) == "cuda":
-        from . import cuda as _cuda
-        return _cuda.depth_step_planar(x, b, camera, k, cands, window, tol, prev, refine)
-    return _depth_step_planar(x, b, camera, k, cands, window, tol, prev, refine)
-
-
-def _depth_step_planar(x, b, camera, k, cands, window, tol, prev, refine):
-    idx, _ = _grid_search_planar(x, b, camera, k, cands, window)
-    if refine:
-        depth, loss = _refine_planar(x, b, camera, k, cands, idx, tol)
-    else:
-        depth = cands[idx].astype(np.float32)
-        loss = _pixel_loss_planar(forward_planar(x, planar_weights(depth, camera, k)), b)
-    return apply_safeguard(x, b, camera, k, depth, loss, idx, prev)
-
-
-def apply_safeguard(x, b, camera, k, depth, loss, idx, prev):
-    """Keep ``prev`` wherever its loss is lower (planar inputs)."""
-    kept = np.zeros(depth.shape, dtype=bool)
-    if prev is not None:
-        prev_loss = _pixel_loss_planar(forward_planar(x, planar_weights(prev, camera, k)), b)
-        kept = prev_loss < loss
-        depth = np.where(kept, prev, depth).astype(np.float32)
-        loss = np.where(kept, prev_loss, loss)
-    return DepthResult(depth, loss, idx, kept)
+    cands = check_candidates(candidates)
+    window = check_window(window)
+    depth_tol = check_depth_tol(depth_tol)
+    search, x = _prepare(aif, stack, camera, kernel_size, backend)
+    eng = search.engine
+    prev = None if previous_depth is None else \
+        eng.asarray(V.as_depth(previous_depth, "previous_depth", shape=search.shape))
+    depth, loss, index, kept = search.step(x, cands, window=window, depth_tol=depth_tol,
+                                           previous=prev, refine=refine)
+    return DepthResult(eng.to_host(depth), eng.to_host(loss),
+                       eng.to_host(index).astype(np.int64), eng.to_host(kept))

@@ -23,7 +23,7 @@ def _valid(pred, gt, mask, name_pred, name_gt):
     return p[valid], g[valid]
 
 
-def depth_metrics(pred, gt, mask=None):
+def depth_metrics(pred, gt, *, mask=None):
     """Standard depth-estimation errors over the valid pixels.
 
     Parameters
@@ -55,7 +55,7 @@ def depth_metrics(pred, gt, mask=None):
     return out
 
 
-def psnr(image, reference, data_range: float = 1.0, mask=None):
+def psnr(image, reference, *, data_range: float = 1.0, mask=None):
     """Peak signal-to-noise ratio in dB.
 
     Parameters

@@ -16,6 +16,7 @@ __all__ = [
     "coc_radius",
     "default_kernel_size",
     "check_kernel_size",
+    "thin_lens_coefficients",
 ]
 
 
@@ -185,6 +186,30 @@ def coc_radius(depth, camera: Camera, clamp: bool = True):
     if clamp:
         r = np.maximum(r, camera.min_radius)
     return r
+
+
+def thin_lens_coefficients(camera: Camera):
+    """The numbers the kernels need to turn a depth into a blur radius.
+
+    The radius in slice ``i`` is ``max(coef[i] |Z - Zf[i]| / Z, min_radius)``
+    with ``coef = D f / (Zf - f) / (2 ps)``: :func:`coc_radius` folded into
+    one multiply, so a kernel evaluates it per pixel without the camera.
+
+    Returns
+    -------
+    focus : ndarray, shape (F,), float64
+        Focus distances ``Zf`` in metres.
+    coef : ndarray, shape (F,), float64
+        Pixels of blur radius per unit of ``|Z - Zf| / Z``.
+    min_radius : float
+        ``camera.min_radius`` in pixels.
+    """
+    if not isinstance(camera, Camera):
+        raise TypeError(f"camera must be a dfd_lite.Camera, got {type(camera).__name__}")
+    focus = np.asarray(camera.focus_distances, dtype=np.float64)
+    f = camera.focal_length
+    coef = camera.aperture * f / (focus - f) / (2.0 * camera.pixel_size)
+    return focus, coef, camera.min_radius
 
 
 def default_kernel_size(height: int, width: int) -> int:

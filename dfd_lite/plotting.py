@@ -1,5 +1,10 @@
-"""Figures used throughout the book. Each function draws on a Matplotlib
-axes (or makes a figure) and returns it, so it can be styled further."""
+"""Figures used throughout the book.
+
+One convention: every function takes its data positionally and its options
+keyword-only, draws on ``ax=`` when given (else on a new figure), and
+returns what it drew on: the Axes for a one-panel plot, the Figure for a
+plot of several panels (where ``ax`` is a sequence of Axes).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ def _shown(img):
     return np.clip(img, 0.0, 1.0 if img.max() <= 1.0 else 255.0) / (1.0 if img.max() <= 1.0 else 255.0)
 
 
-def show_stack(stack, camera: Camera = None, axes=None, title="slice"):
+def show_stack(stack, camera: Camera = None, *, ax=None, title="slice"):
     """Show every slice of a focal stack side by side.
 
     Parameters
@@ -31,7 +36,10 @@ def show_stack(stack, camera: Camera = None, axes=None, title="slice"):
     stack : array_like, shape (F, H, W, C) or (F, H, W)
     camera : Camera, optional
         Labels each slice with its focus distance.
-    axes : sequence of matplotlib axes, optional
+    ax : sequence of matplotlib Axes, optional
+        One per slice; default a new figure with one row.
+    title : str
+        Label of each slice when no camera is given.
 
     Returns
     -------
@@ -40,23 +48,37 @@ def show_stack(stack, camera: Camera = None, axes=None, title="slice"):
     b, _ = V.as_stack(stack, camera)
     plt = _plt()
     n = b.shape[0]
-    if axes is None:
-        fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * b.shape[1] / b.shape[2] + 0.5))
-    axes = np.atleast_1d(axes)
-    for i, ax in enumerate(axes[:n]):
-        ax.imshow(_shown(b[i]), cmap="gray" if b.shape[-1] == 1 else None, vmin=0, vmax=1)
+    if ax is None:
+        _, ax = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * b.shape[1] / b.shape[2] + 0.5))
+    axes = np.atleast_1d(ax).ravel()
+    if axes.size < n:
+        raise ValueError(f"ax must hold one Axes per slice ({n}), got {axes.size}")
+    for i, a in enumerate(axes[:n]):
+        a.imshow(_shown(b[i]), cmap="gray" if b.shape[-1] == 1 else None, vmin=0, vmax=1)
         label = f"focus {camera.focus_distances[i]:g} m" if camera is not None else f"{title} {i}"
-        ax.set_title(label, fontsize=9)
-        ax.axis("off")
+        a.set_title(label, fontsize=9)
+        a.axis("off")
     return axes[0].figure
 
 
-def show_depth(depth, ax=None, vmin=None, vmax=None, title=None, colorbar=True, cmap="turbo"):
+def show_depth(depth, *, ax=None, vmin=None, vmax=None, title=None, colorbar=True,
+               cmap="turbo"):
     """Show a depth map (metres) with a colour bar.
+
+    Parameters
+    ----------
+    depth : array_like, shape (H, W)
+    ax : matplotlib Axes, optional
+    vmin, vmax : float, optional
+        Colour range in metres.
+    title : str, optional
+    colorbar : bool
+    cmap : str
 
     Returns
     -------
-    matplotlib.image.AxesImage
+    matplotlib.axes.Axes
+        The image is ``ax.images[-1]``.
     """
     plt = _plt()
     if ax is None:
@@ -67,10 +89,10 @@ def show_depth(depth, ax=None, vmin=None, vmax=None, title=None, colorbar=True, 
     ax.axis("off")
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="depth (m)")
-    return im
+    return ax
 
 
-def plot_coc(camera: Camera, depth_range=(0.1, 10.0), ax=None, clamp=True, num=400):
+def plot_coc(camera: Camera, *, depth_range=(0.1, 10.0), ax=None, clamp=True, num=400):
     """Blur radius against depth for each focus distance of a camera.
 
     Returns
@@ -91,12 +113,12 @@ def plot_coc(camera: Camera, depth_range=(0.1, 10.0), ax=None, clamp=True, num=4
     return ax
 
 
-def plot_losses(history, ax=None, logy=True):
+def plot_losses(history, *, ax=None, logy=True):
     """Loss after every sub-step of :func:`dfd_lite.solve`, coloured by step.
 
     Parameters
     ----------
-    history : list of dict
+    history : list of StepRecord
         ``SolveResult.history``.
 
     Returns
@@ -106,10 +128,10 @@ def plot_losses(history, ax=None, logy=True):
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
-    loss = [h["loss"] for h in history]
+    loss = [rec.loss for rec in history]
     ax.plot(range(len(loss)), loss, color="0.6", lw=1)
     for step, marker in (("init", "s"), ("depth", "o"), ("aif", "^")):
-        idx = [i for i, h in enumerate(history) if h["step"] == step]
+        idx = [i for i, rec in enumerate(history) if rec.step == step]
         ax.plot(idx, [loss[i] for i in idx], marker, label=f"after {step} step")
     if logy:
         ax.set_yscale("log")
@@ -120,13 +142,17 @@ def plot_losses(history, ax=None, logy=True):
     return ax
 
 
-def compare_results(result, scene=None, vmin=None, vmax=None):
+def compare_results(result, scene=None, *, ax=None, vmin=None, vmax=None):
     """Estimated depth and image next to the ground truth (when given).
 
     Parameters
     ----------
     result : SolveResult
     scene : Scene, optional
+    ax : sequence of matplotlib Axes, optional
+        Two (four with a scene); default a new figure with one row.
+    vmin, vmax : float, optional
+        Depth colour range; default the scene's.
 
     Returns
     -------
@@ -134,16 +160,21 @@ def compare_results(result, scene=None, vmin=None, vmax=None):
     """
     plt = _plt()
     cols = 4 if scene is not None else 2
-    fig, axes = plt.subplots(1, cols, figsize=(3.4 * cols, 3))
+    if ax is None:
+        _, ax = plt.subplots(1, cols, figsize=(3.4 * cols, 3))
+    axes = np.atleast_1d(ax).ravel()
+    if axes.size < cols:
+        raise ValueError(f"ax must hold {cols} Axes, got {axes.size}")
+    fig = axes[0].figure
     if scene is not None:
         vmin = float(np.nanmin(scene.depth)) if vmin is None else vmin
         vmax = float(np.nanmax(scene.depth)) if vmax is None else vmax
-    show_depth(result.depth, axes[0], vmin, vmax, "estimated depth")
+    show_depth(result.depth, ax=axes[0], vmin=vmin, vmax=vmax, title="estimated depth")
     axes[1].imshow(_shown(result.aif))
     axes[1].set_title("estimated all-in-focus", fontsize=10)
     axes[1].axis("off")
     if scene is not None:
-        show_depth(scene.depth, axes[2], vmin, vmax, "true depth")
+        show_depth(scene.depth, ax=axes[2], vmin=vmin, vmax=vmax, title="true depth")
         axes[3].imshow(_shown(scene.aif))
         axes[3].set_title("true all-in-focus", fontsize=10)
         axes[3].axis("off")

@@ -6,10 +6,14 @@ Minimises ``0.5 * ||A(Z) x - b||^2`` over the depth map ``Z`` and the image
 * ``x`` fixed: each pixel's depth is a 1-D search (:mod:`dfd_lite.depth`);
 * ``Z`` fixed: ``x`` is a convex least-squares problem (:mod:`dfd_lite.aif`).
 
-Each sub-step can only lower the objective (the depth step keeps the old
-depth where it was better; FISTA starts from the current image), so the
-loss recorded after every sub-step is non-increasing up to FISTA's
-non-monotone iterations.
+The depth step never raises the loss (the safeguard keeps the old depth
+where it was better). The image step starts from the current image; with
+``monotone=True`` it is monotone FISTA, which never accepts a worse image,
+and then the loss recorded after every sub-step is non-increasing.
+
+The alternation is written once: the engine chosen by ``backend`` holds the
+stack, the image and the depth for the whole solve, and only the records
+come back to the host until the end.
 """
 
 from __future__ import annotations
@@ -20,12 +24,38 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _validate as V
-from .aif import _fista_planar, focus_stack, lipschitz_constant
-from .blur import BlurOperator, forward_planar, planar_weights
-from .depth import _check_candidates, _check_window, _depth_step_planar, depth_candidates
+from . import engines
+from .aif import focus_stack, power_iteration, run_fista
+from .depth import DepthSearch, check_candidates, check_depth_tol, check_window, \
+    depth_candidates
 from .optics import Camera, check_kernel_size, default_kernel_size
 
-__all__ = ["solve", "SolveResult"]
+__all__ = ["solve", "SolveResult", "StepRecord"]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One sub-step of :func:`solve`.
+
+    Attributes
+    ----------
+    epoch : int
+        0-based epoch.
+    step : {"init", "depth", "aif"}
+        ``"init"`` is the starting image under the first depth estimate.
+    loss : float
+        ``0.5 ||A(Z) x - b||^2`` after the sub-step.
+    seconds : float
+        Wall time of the sub-step.
+    num_iters : int
+        FISTA iterations (``"aif"`` steps; 0 otherwise).
+    """
+
+    epoch: int
+    step: str
+    loss: float
+    seconds: float
+    num_iters: int = 0
 
 
 @dataclass
@@ -38,35 +68,28 @@ class SolveResult:
         Estimated depth in metres.
     aif : ndarray, shape (H, W, C) or (H, W), float32
         Estimated all-in-focus image, in the stack's value range.
-    losses : list of float
-        ``0.5 ||A(Z) x - b||^2`` after every sub-step (depth, image,
-        depth, ...); the first entry is the starting image under the
-        first depth estimate, so it equals the first depth-step entry.
-    history : list of dict
-        One record per sub-step: ``epoch``, ``step`` ("init", "depth" or
-        "aif"), ``loss``, ``seconds`` (wall time of the sub-step) and, for
-        "aif", ``iterations``.
+    history : list of StepRecord
+        One record per sub-step, in order.
     initial_aif : ndarray
         The focus-stacking image the solver started from.
     """
 
     depth: np.ndarray
     aif: np.ndarray
-    losses: list = field(default_factory=list)
     history: list = field(default_factory=list)
     initial_aif: np.ndarray = None
 
+    @property
+    def losses(self):
+        """``0.5 ||A(Z) x - b||^2`` after every sub-step (the ``loss`` of each record)."""
+        return [rec.loss for rec in self.history]
 
-def _objective(x, b, wts):
-    r = forward_planar(x, wts) - b
-    return 0.5 * float(np.vdot(r.ravel(), r.ravel()))
 
-
-def solve(stack, camera: Camera, depth_range=(0.1, 10.0), kernel_size=None,
-          num_depths: int = 100, epochs: int = 10, aif_iters: int = 100,
-          aif_growth: float = 1.0, window: int = 1, tol: float = 1e-2,
+def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
+          num_depths: int = 100, num_epochs: int = 10, aif_num_iters: int = 100,
+          aif_growth: float = 1.0, window: int = 1, depth_tol: float = 1e-2,
           spacing: str = "linear", init_aif=None, warm_start: bool = True,
-          progress: bool = True, callback=None, backend: str = "auto"):
+          monotone: bool = False, progress: bool = True, callback=None, backend="auto"):
     """Recover depth and an all-in-focus image from a focal stack.
 
     Parameters
@@ -82,19 +105,18 @@ def solve(stack, camera: Camera, depth_range=(0.1, 10.0), kernel_size=None,
         PSF window; default from the image size (11 at 240 x 320).
     num_depths : int
         Grid-search candidates.
-    epochs : int
+    num_epochs : int
         Depth/image alternations. The defaults (10 epochs of 100 FISTA
-        iterations) reach 0.096 m depth RMSE on the Middlebury scene at
-        240 x 320 with ``window=3`` in about 21 s on 2 CPU cores
-        (``bench/README.md``).
-    aif_iters : int
+        iterations) are those of ``bench/run.py`` (see ``bench/README.md``
+        for the time and accuracy they reach).
+    aif_num_iters : int
         FISTA iterations in the first epoch.
     aif_growth : float
         Factor on the FISTA budget per epoch (the reference uses 1.05,
         starting from 200 iterations).
     window : int
         Odd box window of the grid-search loss; 1 is per pixel.
-    tol : float
+    depth_tol : float
         Golden-section tolerance, metres.
     spacing : {"linear", "inverse"}
         Spacing of the candidate depths.
@@ -103,18 +125,19 @@ def solve(stack, camera: Camera, depth_range=(0.1, 10.0), kernel_size=None,
     warm_start : bool
         Start each FISTA solve from the current image (True) or from zero,
         as the reference does (False).
+    monotone : bool
+        Use monotone FISTA in the image step.
     progress : bool
         Show a tqdm progress bar over epochs.
     callback : callable, optional
-        ``callback(epoch, depth, aif, history)`` after every epoch.
-    backend : {"auto", "cpu", "cuda"}
+        ``callback(epoch, depth, aif, history)`` after every epoch, with host
+        arrays and the list of :class:`StepRecord` so far.
+    backend : {"auto", "cpu", "cuda"} or engine
 
     Returns
     -------
     SolveResult
     """
-    from .backend import resolve_backend
-
     V.check_camera(camera)
     b, gray = V.as_stack(stack, camera)
     lo, hi = V.as_depth_range(depth_range)
@@ -122,19 +145,19 @@ def solve(stack, camera: Camera, depth_range=(0.1, 10.0), kernel_size=None,
     k = check_kernel_size(default_kernel_size(h, w) if kernel_size is None else kernel_size)
     if k > 2 * min(h, w) + 1:
         raise ValueError(f"kernel_size {k} is larger than the image ({h} x {w}) allows")
-    cands = _check_candidates(depth_candidates((lo, hi), num_depths, spacing))
-    epochs = V.as_positive_int(epochs, "epochs", minimum=1)
-    aif_iters = V.as_positive_int(aif_iters, "aif_iters", minimum=0)
-    window = _check_window(window)
-    if not np.isfinite(aif_growth) or aif_growth <= 0:
-        raise ValueError(f"aif_growth must be positive, got {aif_growth!r}")
+    cands = check_candidates(depth_candidates((lo, hi), num_depths, spacing=spacing))
+    num_epochs = V.as_positive_int(num_epochs, "num_epochs", minimum=1)
+    aif_num_iters = V.as_positive_int(aif_num_iters, "aif_num_iters", minimum=0)
+    window = check_window(window)
+    depth_tol = check_depth_tol(depth_tol)
+    if not (np.isscalar(aif_growth) and np.isfinite(aif_growth) and aif_growth > 0):
+        raise ValueError(f"aif_growth must be a positive number, got {aif_growth!r}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
     peak = float(b.max())
     if peak > 255.0:
         raise ValueError(f"stack values reach {peak:g}; expected [0, 1] or [0, 255]")
     upper = 1.0 if peak <= 1.0 else 255.0
-    bp = np.ascontiguousarray(np.moveaxis(b, -1, 1))
 
     if init_aif is None:
         x0, _ = focus_stack(b)
@@ -142,55 +165,51 @@ def solve(stack, camera: Camera, depth_range=(0.1, 10.0), kernel_size=None,
         x0, _ = V.as_image(init_aif, "init_aif")
         if x0.shape != b.shape[1:]:
             raise ValueError(f"init_aif has shape {x0.shape}, expected {b.shape[1:]}")
-    x = np.ascontiguousarray(np.moveaxis(np.clip(x0, 0.0, upper), -1, 0), dtype=np.float32)
-    initial_aif = np.moveaxis(x, 0, -1).copy()
+    x0 = np.clip(x0, 0.0, upper).astype(np.float32)
 
-    if resolve_backend(backend) == "cuda":
-        from . import cuda as _cuda
-        step_fns = _cuda.solver_steps(bp, camera, k)
-    else:
-        step_fns = None
-
+    eng = engines.resolve(backend)
+    search = DepthSearch(eng, eng.asarray(np.moveaxis(b, -1, 1)), camera, k)
+    x = eng.asarray(np.moveaxis(x0, -1, 0))
     history = []
     depth = None
-    bar = _progress(epochs, progress)
-    for epoch in range(epochs):
+    bar = _progress(num_epochs, progress)
+    for epoch in range(num_epochs):
         t0 = time.perf_counter()
-        if step_fns is None:
-            dres = _depth_step_planar(x, bp, camera, k, cands, window, tol, depth, True)
-        else:
-            dres = step_fns.depth_step(x, cands, window, tol, depth)
-        depth = dres.depth
+        depth, loss_map, _, _ = search.step(x, cands, window=window, depth_tol=depth_tol,
+                                            previous=depth)
+        loss = 0.5 * float(eng.to_host(loss_map).sum(dtype=np.float64))
         if epoch == 0:
-            history.append({"epoch": 0, "step": "init", "seconds": 0.0,
-                            "loss": _objective(x, bp, planar_weights(depth, camera, k))})
-        history.append({"epoch": epoch, "step": "depth", "seconds": time.perf_counter() - t0,
-                        "loss": 0.5 * float(dres.loss.sum(dtype=np.float64))})
+            history.append(StepRecord(0, "init", loss, 0.0))
+        history.append(StepRecord(epoch, "depth", loss, time.perf_counter() - t0))
 
         t0 = time.perf_counter()
-        iters = int(round(aif_iters * aif_growth ** epoch))
-        start = x if warm_start else np.zeros_like(x)
-        if step_fns is None:
-            op = BlurOperator(depth, camera, k, backend="cpu")
-            x, obj = _fista_planar(op, bp, start, iters, lipschitz_constant(op, 15), np.float32(0),
-                                   np.float32(upper), True)
+        iters = int(round(aif_num_iters * aif_growth ** epoch))
+        weights = eng.weights(depth, search.optics, k)
+        start = x if warm_start else eng.full(x.shape, 0.0)
+        if iters > 0:
+            lip = power_iteration(eng, weights, (h, w))
+            x, objective = run_fista(eng, weights, search.b, start, num_iters=iters,
+                                     lipschitz=lip, lo=0.0, hi=upper, monotone=monotone)
+            loss = objective[-1]
         else:
-            x, obj = step_fns.aif_step(depth, start, iters, upper)
-        loss = obj[-1] if obj else _objective(x, bp, planar_weights(depth, camera, k))
-        history.append({"epoch": epoch, "step": "aif", "seconds": time.perf_counter() - t0,
-                        "loss": loss, "iterations": iters})
-        aif_now = np.moveaxis(x, 0, -1)
+            x = start
+            loss = 0.5 * eng.sum_sq(eng.forward(x, weights), search.b)
+        history.append(StepRecord(epoch, "aif", loss, time.perf_counter() - t0, iters))
         if callback is not None:
-            callback(epoch, depth, aif_now[..., 0] if gray else aif_now, history)
+            callback(epoch, eng.to_host(depth).copy(), _to_image(eng.to_host(x), gray),
+                     list(history))
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4g}")
             bar.update(1)
     if bar is not None:
         bar.close()
-    aif = np.ascontiguousarray(np.moveaxis(x, 0, -1))
-    return SolveResult(depth=depth, aif=aif[..., 0] if gray else aif,
-                       losses=[rec["loss"] for rec in history], history=history,
-                       initial_aif=initial_aif[..., 0] if gray else initial_aif)
+    return SolveResult(depth=eng.to_host(depth).copy(), aif=_to_image(eng.to_host(x), gray),
+                       history=history, initial_aif=x0[..., 0] if gray else x0)
+
+
+def _to_image(x_planar, gray):
+    img = np.ascontiguousarray(np.moveaxis(x_planar, 0, -1))
+    return img[..., 0] if gray else img
 
 
 def _progress(total, enabled):

@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse.linalg as spla
 
 import dfd_lite as dl
+from dfd_lite.engines.cpu import CpuEngine
 
 CAM = dl.Camera.nyuv2()
 
@@ -38,6 +39,26 @@ def test_fista_objective_decreases_and_recovers_image(scene):
     assert err < 0.03 and err < 0.25 * start_err
 
 
+def test_monotone_fista_never_increases_and_converges_as_fast():
+    # A well-conditioned operator (a slight blur): FISTA's momentum overshoots
+    # and its objective ripples upwards, which monotone FISTA never does.
+    cam = dl.Camera(0.05, 8.0, 1.2e-5, (1.0,), 0.7)
+    op = dl.BlurOperator(np.full((16, 16), 1.0), cam, kernel_size=5)
+    b = op.forward(np.random.default_rng(0).random((16, 16)))
+    plain = np.array(dl.fista(op, b, num_iters=100).objective)
+    mono = np.array(dl.fista(op, b, num_iters=100, monotone=True).objective)
+    assert np.any(np.diff(plain) > 0)          # plain FISTA does go up here ...
+    assert np.all(np.diff(mono) <= 0)          # ... the monotone variant never does
+    assert mono[-1] <= 1.05 * plain[-1]
+
+
+def test_rel_tol_stops_early(scene):
+    _, op, stack = scene
+    res = dl.fista(op, stack, num_iters=500, rel_tol=1e-2, momentum=False)
+    assert 2 <= len(res.objective) < 500
+    assert abs(res.objective[-2] - res.objective[-1]) <= 1e-2 * res.objective[-2]
+
+
 def test_fista_beats_gradient_descent(scene):
     _, op, stack = scene
     fast = dl.fista(op, stack, num_iters=100).objective[-1]
@@ -53,21 +74,20 @@ def test_warm_start_helps(scene):
 
 
 def test_box_constraint_and_float32(scene):
-    _, op, stack = scene
+    s, _, stack = scene
     seen = []
 
-    class Spy:
-        camera, image_shape, num_planes = op.camera, op.image_shape, op.num_planes
+    class Spy(CpuEngine):
+        def forward(self, x, weights, out=None):
+            seen.extend([x.dtype, weights.dtype])
+            return super().forward(x, weights, out=out)
 
-        def forward_planar(self, x):
-            seen.append(x.dtype)
-            return op.forward_planar(x)
-
-        def adjoint_planar(self, y):
+        def adjoint(self, y, weights, out=None, minus=None):
             seen.append(y.dtype)
-            return op.adjoint_planar(y)
+            return super().adjoint(y, weights, out=out, minus=minus)
 
-    res = dl.fista(Spy(), stack * 1.3, num_iters=15, bounds=(0.0, 1.0))
+    op = dl.BlurOperator(s.depth, CAM, kernel_size=7, backend=Spy())
+    res = dl.fista(op, stack * 1.3, num_iters=15, bounds=(0.0, 1.0))
     assert res.aif.dtype == np.float32
     assert set(seen) == {np.dtype(np.float32)}   # no silent float64 promotion (NEP 50)
     assert res.aif.min() >= 0.0 and res.aif.max() <= 1.0
@@ -91,3 +111,7 @@ def test_fista_rejects_bad_input(scene):
         dl.fista(op, stack, x0=np.zeros((3, 3, 3)))
     with pytest.raises(ValueError, match="slices"):
         dl.fista(op, stack[:3])
+    with pytest.raises(ValueError, match="rel_tol"):
+        dl.fista(op, stack, rel_tol=-1)
+    with pytest.raises(TypeError):
+        dl.fista(op, stack, 10)    # options are keyword-only

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dfd_lite as dl
-from dfd_lite import checks
+from dfd_lite.teaching import checks
 
 
 def not_implemented(*args, **kwargs):
@@ -284,7 +284,7 @@ def power_right(op, num_iters):
 def test_power_iteration_right(capsys):
     assert_passes(checks.check_power_iteration, power_right, capsys)
     assert_passes(checks.check_power_iteration,
-                  lambda op, n: dl.lipschitz_constant(op, n), capsys)  # with 2 % safety
+                  lambda op, n: dl.lipschitz_constant(op, num_iters=n), capsys)  # with 2 % safety
 
 
 def test_power_iteration_norm_not_squared(capsys):
@@ -329,7 +329,7 @@ def golden_right(f, lo, hi, tol):
 def test_golden_section_right(capsys):
     assert_passes(checks.check_golden_section, golden_right, capsys)
     assert_passes(checks.check_golden_section,
-                  lambda f, lo, hi, tol: dl.golden_section_search(f, lo, hi, tol)[0], capsys)
+                  lambda f, lo, hi, tol: dl.golden_section_search(f, lo, hi, xtol=tol)[0], capsys)
 
 
 def test_golden_section_wrong_branch(capsys):
@@ -348,7 +348,7 @@ def test_golden_section_wrong_branch(capsys):
 
 def test_golden_section_returns_tuple(capsys):
     assert_fails(checks.check_golden_section,
-                 lambda f, lo, hi, tol: dl.golden_section_search(f, lo, hi, tol), capsys,
+                 lambda f, lo, hi, tol: dl.golden_section_search(f, lo, hi, xtol=tol), capsys,
                  "return only z")
 
 

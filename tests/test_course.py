@@ -9,13 +9,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from dfd_lite.course import (STUB, StudentEditionError, make_student_edition, strip_markers,
+from dfd_lite.teaching.course import (STUB, StudentEditionError, make_student_edition, strip_markers,
                              student_notebook)
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
 
-MARKED = '''from dfd_lite.checks import check_thing
+MARKED = '''from dfd_lite.teaching.checks import check_thing
 
 
 def plus_one(a):
@@ -85,7 +85,7 @@ def test_student_notebook_removes_solutions_and_keeps_stubs():
     assert "Derive it." in text and "Write plus_one." in text
 
     marked = student.cells[4].source
-    assert marked == ('from dfd_lite.checks import check_thing\n\n\ndef plus_one(a):\n'
+    assert marked == ('from dfd_lite.teaching.checks import check_thing\n\n\ndef plus_one(a):\n'
                       '    """Add one."""\n    ' + STUB + '\n\n\ncheck_thing(plus_one)')
     assert student.cells[6].source == STUB + "\nprint('kept')"
     for cell in student.cells:
@@ -94,7 +94,7 @@ def test_student_notebook_removes_solutions_and_keeps_stubs():
 
 
 def test_stub_is_valid_python_that_raises():
-    source = strip_markers(MARKED.replace("from dfd_lite.checks import check_thing", "")
+    source = strip_markers(MARKED.replace("from dfd_lite.teaching.checks import check_thing", "")
                            .replace("check_thing(plus_one)", ""))
     namespace = {}
     exec(compile(source, "<stub>", "exec"), namespace)
@@ -203,7 +203,7 @@ def test_missing_book_dir(tmp_path):
 
 def test_cli(book, tmp_path):
     out = tmp_path / "cli_out"
-    proc = subprocess.run([sys.executable, "-m", "dfd_lite.course", "student-edition", str(out),
+    proc = subprocess.run([sys.executable, "-m", "dfd_lite.teaching.course", "student-edition", str(out),
                            "--book-dir", str(book)], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "wrote 2 student notebooks and 1 other pages" in proc.stdout
@@ -212,12 +212,12 @@ def test_cli(book, tmp_path):
 
 def test_cli_default_book_dir_and_error_status(book, tmp_path):
     # default --book-dir is ./book
-    proc = subprocess.run([sys.executable, "-m", "dfd_lite.course", "student-edition", "out"],
+    proc = subprocess.run([sys.executable, "-m", "dfd_lite.teaching.course", "student-edition", "out"],
                           capture_output=True, text=True, cwd=book.parent)
     assert proc.returncode == 0, proc.stderr
     assert (book.parent / "out" / "01_chapter.ipynb").is_file()
     nbformat.write(new_notebook(cells=[new_code_cell("# BEGIN SOLUTION")]), book / "bad.ipynb")
-    proc = subprocess.run([sys.executable, "-m", "dfd_lite.course", "student-edition", "out2"],
+    proc = subprocess.run([sys.executable, "-m", "dfd_lite.teaching.course", "student-edition", "out2"],
                           capture_output=True, text=True, cwd=book.parent)
     assert proc.returncode == 1
     assert "error:" in proc.stderr and "BEGIN SOLUTION" in proc.stderr

@@ -14,7 +14,7 @@ def stack():
 
 
 def _solve(stack, **kw):
-    args = dict(kernel_size=5, num_depths=4, epochs=1, aif_iters=2, progress=False)
+    args = dict(kernel_size=5, num_depths=4, num_epochs=1, aif_num_iters=2, progress=False)
     args.update(kw)
     return dl.solve(stack, args.pop("camera", CAM), **args)
 
@@ -40,7 +40,7 @@ def test_nan_or_inf_in_images(stack, bad):
     aif = np.ones((16, 20, 3))
     aif[0, 0, 0] = bad
     with pytest.raises(ValueError, match="aif contains NaN or inf"):
-        dl.render_stack(aif, np.full((16, 20), 2.0), CAM, 5)
+        dl.render_stack(aif, np.full((16, 20), 2.0), CAM, kernel_size=5)
 
 
 def test_focus_distance_not_beyond_focal_length():
@@ -82,17 +82,17 @@ def test_kernel_size_type():
 
 def test_mismatched_aif_and_depth():
     with pytest.raises(ValueError, match="depth has shape"):
-        dl.render_stack(np.ones((10, 12, 3)), np.full((10, 11), 2.0), CAM, 5)
-    op = dl.BlurOperator(np.full((10, 12), 2.0), CAM, 5)
+        dl.render_stack(np.ones((10, 12, 3)), np.full((10, 11), 2.0), CAM, kernel_size=5)
+    op = dl.BlurOperator(np.full((10, 12), 2.0), CAM, kernel_size=5)
     with pytest.raises(ValueError, match="aif has shape"):
         op.forward(np.ones((12, 10, 3)))
 
 
 def test_bad_depth_values():
     with pytest.raises(ValueError, match="depth must be positive"):
-        dl.BlurOperator(np.zeros((8, 8)), CAM, 5)
+        dl.BlurOperator(np.zeros((8, 8)), CAM, kernel_size=5)
     with pytest.raises(ValueError, match="depth contains NaN"):
-        dl.BlurOperator(np.full((8, 8), np.nan), CAM, 5)
+        dl.BlurOperator(np.full((8, 8), np.nan), CAM, kernel_size=5)
 
 
 def test_non_numeric_input(stack):
@@ -103,8 +103,12 @@ def test_non_numeric_input(stack):
 
 
 def test_other_solver_parameters(stack):
-    with pytest.raises(ValueError, match="epochs"):
-        _solve(stack, epochs=0)
+    with pytest.raises(ValueError, match="num_epochs"):
+        _solve(stack, num_epochs=0)
+    with pytest.raises(ValueError, match="depth_tol"):
+        _solve(stack, depth_tol=0.0)
+    with pytest.raises(ValueError, match="aif_growth"):
+        _solve(stack, aif_growth=float("nan"))
     with pytest.raises(TypeError, match="num_depths"):
         _solve(stack, num_depths=2.5)
     with pytest.raises(ValueError, match="window"):

@@ -16,7 +16,7 @@ solutions taken out:
 
 Command line::
 
-    python -m dfd_lite.course student-edition OUT_DIR [--book-dir book]
+    python -m dfd_lite.teaching.course student-edition OUT_DIR [--book-dir book]
 
 The teacher's files are only read. Malformed solution blocks or markers
 raise :class:`StudentEditionError` before anything is written.
@@ -225,7 +225,7 @@ def make_student_edition(book_dir, out_dir):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m dfd_lite.course",
+    parser = argparse.ArgumentParser(prog="python -m dfd_lite.teaching.course",
                                      description="Course tools for the dfd_lite book.")
     sub = parser.add_subparsers(dest="command", required=True)
     se = sub.add_parser("student-edition",

@@ -10,7 +10,7 @@ Each returns ``True`` when every case passed, else ``False``.
 
 Example
 -------
->>> from dfd_lite.checks import check_coc_radius
+>>> from dfd_lite.teaching.checks import check_coc_radius
 >>> import dfd_lite as dl
 >>> check_coc_radius(lambda depth, camera: dl.coc_radius(depth, camera))
 check_coc_radius: all 4 cases passed.
@@ -23,9 +23,9 @@ import math
 
 import numpy as np
 
-from .blur import BlurOperator, gaussian_weights
-from .metrics import depth_metrics
-from .optics import Camera, coc_radius
+from ..blur import BlurOperator, gaussian_weights
+from ..metrics import depth_metrics
+from ..optics import Camera, coc_radius
 
 __all__ = [
     "check_coc_radius",

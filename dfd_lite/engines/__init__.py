@@ -1,0 +1,120 @@
+"""Engines: where the kernels run, behind one small interface.
+
+The algorithms of :mod:`dfd_lite` (FISTA, power iteration, the grid-search
+driver, golden-section refinement, the safeguard, the alternation) are
+written once, in the concept modules, and call an *engine* for the
+primitives below. ``resolve(backend)`` turns ``"auto"``, ``"cpu"`` or
+``"cuda"`` into an engine, once per public call (or once per solve); the
+arrays then stay on that engine's device until the result is returned.
+
+Two engines implement the same primitives:
+
+* :class:`~dfd_lite.engines.cpu.CpuEngine` - Numba kernels, parallel
+  over image rows, on NumPy arrays;
+* ``dfd_lite.engines.cuda.CudaEngine`` - numba-cuda kernels on device
+  arrays, imported only when a GPU (or Numba's simulator) is asked for.
+
+Per-pixel logic that both need (the thin-lens radius, the Gaussian, the
+golden-section state machine, the running minimum, the safeguard) lives in
+:mod:`dfd_lite.engines._scalar` and is compiled for each target from the
+same source.
+
+The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
+``(F, C, H, W)``, per-pixel weights ``(F, K, H, W)``, maps ``(H, W)``)::
+
+    asarray(a, dtype)           host array -> engine array (no copy if already there)
+    to_host(a)                  engine array -> NumPy array
+    empty(shape, dtype), full(shape, value, dtype), copy(a)
+    optics(camera)              (focus, coef, min_radius) of the thin-lens radius
+    weights(depth, optics, k, out=None)           -> (F, K, H, W)
+    forward(x, weights, out=None)                 A x        -> (F, C, H, W)
+    adjoint(y, weights, out=None, minus=None)     A^T (y - minus) -> (C, H, W)
+    prox_step(y, g, step, lo, hi, out)            clip(y - step g, lo, hi)
+    extrapolate(new, old, beta, out)              new + beta (new - old)
+    scale(a, factor, out)                         factor * a
+    sum_sq(a, b=None) -> float                    ||a - b||^2, accumulated in float64
+    pixel_loss(x, b, depth, optics, k, out=None)  per-pixel data loss of a depth map
+    constant_depth_losses(x, b, radii, k, out)    per-pixel loss of m constant depths
+    box_mean(volume, window)                      in place, edges repeated
+    fold_min(volume, n0, best, index)             running minimum over candidates
+    golden_init(state, cands, index), golden_advance(state, loss)
+    keep_better(depth, loss, prev_depth, prev_loss, kept)
+    grid_chunk(n_candidates, shape, n_f, n_c) -> int
+"""
+
+from __future__ import annotations
+
+BACKENDS = ("auto", "cpu", "cuda")
+
+__all__ = ["BACKENDS", "resolve", "cuda_available", "cuda_simulated", "is_engine"]
+
+
+def cuda_simulated() -> bool:
+    """True when ``NUMBA_ENABLE_CUDASIM=1`` replaced the GPU by Numba's simulator."""
+    from numba import config
+    return bool(getattr(config, "ENABLE_CUDASIM", 0))
+
+
+def _cuda_status():
+    """``(available, reason)``: can Numba reach a GPU (or its simulator), and if not, why."""
+    try:
+        from numba import cuda
+    except Exception as err:  # numba without a CUDA target, or an incompatible NumPy
+        return False, f"importing numba.cuda failed ({type(err).__name__}: {err})"
+    try:
+        return bool(cuda.is_available()), "Numba finds no CUDA GPU"
+    except Exception as err:  # a broken driver
+        return False, f"the CUDA driver failed ({type(err).__name__}: {err})"
+
+
+def cuda_available() -> bool:
+    """True when Numba can reach a CUDA GPU or its simulator is switched on."""
+    return _cuda_status()[0]
+
+
+def is_engine(obj) -> bool:
+    """True for an engine object (what :func:`resolve` returns)."""
+    return hasattr(obj, "forward") and hasattr(obj, "constant_depth_losses") and \
+        isinstance(getattr(obj, "name", None), str)
+
+
+def resolve(backend="auto"):
+    """The engine for ``backend``.
+
+    Parameters
+    ----------
+    backend : {"auto", "cpu", "cuda"} or engine
+        ``"auto"`` picks CUDA when a real GPU is available and the CPU
+        otherwise (never the slow simulator). An engine is returned as it
+        is, so a caller can keep one (and its buffers) across calls.
+
+    Returns
+    -------
+    engine
+        A :class:`~dfd_lite.engines.cpu.CpuEngine` or a ``CudaEngine``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name.
+    RuntimeError
+        For ``"cuda"`` when Numba finds neither a GPU nor its simulator.
+    """
+    if is_engine(backend):
+        return backend
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or an engine, got {backend!r}")
+    if backend == "auto":
+        backend = "cuda" if cuda_available() and not cuda_simulated() else "cpu"
+    if backend == "cpu":
+        from .cpu import CpuEngine
+        return CpuEngine()
+    available, reason = _cuda_status()
+    if not available:
+        raise RuntimeError(
+            f"backend='cuda' was requested but {reason}. Install the "
+            "CUDA extra (pip install 'dfd_lite[cuda]') on a machine with an NVIDIA "
+            "GPU, set NUMBA_ENABLE_CUDASIM=1 before importing numba for the (slow) "
+            "simulator, or use backend='cpu'.")
+    from .cuda import CudaEngine
+    return CudaEngine()

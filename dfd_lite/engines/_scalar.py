@@ -1,0 +1,161 @@
+"""Per-pixel algorithms written once, compiled for every backend.
+
+Each function here is plain Python on scalars and array elements. The CPU
+engine compiles it with ``numba.njit`` and calls it from its parallel loops;
+the CUDA engine compiles the *same* source with ``cuda.jit(device=True)``
+and calls it from one thread per pixel. So the thin-lens radius, the
+Gaussian's exponent, the golden-section state machine, the running minimum
+and the safeguard exist once, and the two backends cannot drift apart.
+
+Arrays passed in are flat: ``state`` is ``(STATE_ROWS, n)``, ``volume``
+``(m, n)``, the rest ``(n,)``, with ``n = H * W`` pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Below this radius the Gaussian is a delta at the window's centre; the
+# floor keeps exp(-o^2 / 2 sigma^2) from dividing by zero.
+MIN_SIGMA = np.float32(1e-3)
+# The bracket of a golden-section search shrinks by this factor per step.
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+_GOLDEN32 = np.float32(GOLDEN)
+_MINUS_HALF = np.float32(-0.5)
+
+# Rows of the golden-section state (one column per pixel).
+LO, HI, C, D, FC, FD, BEST_Z, BEST_F, Z_NEXT, PHASE = range(10)
+STATE_ROWS = 10
+# PHASE: which loss the next call to golden_advance brings.
+_WAIT_START, _WAIT_C, _WAIT_D, _WAIT_NEW_C, _WAIT_NEW_D = 0.0, 1.0, 2.0, 3.0, 4.0
+
+
+def blur_radius(z, focus, coef, rmin):
+    """Thin-lens blur radius in pixels: ``max(coef |z - focus| / z, rmin)``.
+
+    ``coef = D f / (focus - f) / (2 ps)`` comes from
+    :func:`dfd_lite.optics.thin_lens_coefficients`.
+    """
+    return max(coef * abs(z - focus) / z, rmin)
+
+
+def gaussian_exponent(radius):
+    """``-1 / (2 sigma^2)``: the 1-D Gaussian tap at offset ``o`` is ``exp(o^2 * this)``."""
+    sigma = max(radius, MIN_SIGMA)
+    return _MINUS_HALF / (sigma * sigma)
+
+
+def golden_init(state, i, cands, j):
+    """Start pixel ``i``'s search in ``[cands[j-1], cands[j+1]]`` around grid minimum ``j``.
+
+    The first loss asked for is the grid point's own, so the answer can
+    never be worse than the grid search's.
+    """
+    n = cands.shape[0]
+    lo = cands[max(j - 1, 0)]
+    hi = cands[min(j + 1, n - 1)]
+    state[LO, i] = lo
+    state[HI, i] = hi
+    state[C, i] = hi - _GOLDEN32 * (hi - lo)
+    state[D, i] = lo + _GOLDEN32 * (hi - lo)
+    state[BEST_Z, i] = cands[j]
+    state[BEST_F, i] = np.inf
+    state[Z_NEXT, i] = cands[j]
+    state[PHASE, i] = _WAIT_START
+
+
+def golden_advance(state, i, loss):
+    """Take the loss at ``state[Z_NEXT, i]`` and choose the next depth to try.
+
+    The order of evaluations is the textbook one: the grid point, the two
+    interior points ``c < d``, then one new point per step, the bracket
+    shrinking to ``[lo, d]`` when ``f(c) <= f(d)`` and to ``[c, hi]``
+    otherwise. Every evaluated point competes for ``BEST_Z``.
+    """
+    z = state[Z_NEXT, i]
+    if loss < state[BEST_F, i]:
+        state[BEST_F, i] = loss
+        state[BEST_Z, i] = z
+    phase = state[PHASE, i]
+    if phase == _WAIT_START:
+        state[Z_NEXT, i] = state[C, i]
+        state[PHASE, i] = _WAIT_C
+        return
+    if phase == _WAIT_C:
+        state[FC, i] = loss
+        state[Z_NEXT, i] = state[D, i]
+        state[PHASE, i] = _WAIT_D
+        return
+    if phase == _WAIT_NEW_C:
+        state[FC, i] = loss
+    else:  # the loss of d, the first one or a new one
+        state[FD, i] = loss
+    lo = state[LO, i]
+    hi = state[HI, i]
+    if state[FC, i] <= state[FD, i]:  # the minimum lies in [lo, d]
+        hi = state[D, i]
+        state[D, i] = state[C, i]
+        state[FD, i] = state[FC, i]
+        state[C, i] = hi - _GOLDEN32 * (hi - lo)
+        state[Z_NEXT, i] = state[C, i]
+        state[PHASE, i] = _WAIT_NEW_C
+    else:                             # the minimum lies in [c, hi]
+        lo = state[C, i]
+        state[C, i] = state[D, i]
+        state[FC, i] = state[FD, i]
+        state[D, i] = lo + _GOLDEN32 * (hi - lo)
+        state[Z_NEXT, i] = state[D, i]
+        state[PHASE, i] = _WAIT_NEW_D
+    state[LO, i] = lo
+    state[HI, i] = hi
+
+
+def fold_min(volume, n0, best, index, i):
+    """Fold candidates ``n0, n0 + 1, ...`` (rows of ``volume``) into pixel ``i``'s running minimum.
+
+    Strict comparison: of equal losses the first candidate wins.
+    """
+    cur = best[i]
+    cur_i = index[i]
+    for j in range(volume.shape[0]):
+        v = volume[j, i]
+        if v < cur:
+            cur = v
+            cur_i = n0 + j
+    best[i] = cur
+    index[i] = cur_i
+
+
+def keep_better(depth, loss, prev_depth, prev_loss, kept, i):
+    """The safeguard at pixel ``i``: keep the previous depth if its loss is lower."""
+    if prev_loss[i] < loss[i]:
+        depth[i] = prev_depth[i]
+        loss[i] = prev_loss[i]
+        kept[i] = True
+    else:
+        kept[i] = False
+
+
+def gaussian_taps(radius, kernel_size):
+    """Normalised 1-D Gaussian taps for radii of any shape, on the host.
+
+    Returns float32 ``radius.shape + (kernel_size,)``; the taps of each
+    radius sum to 1 over the window. The host counterpart of the per-pixel
+    weights the engines compute with :func:`gaussian_exponent`.
+    """
+    sigma = np.maximum(np.asarray(radius, dtype=np.float64), float(MIN_SIGMA))[..., None]
+    offsets = np.arange(kernel_size, dtype=np.float64) - kernel_size // 2
+    g = np.exp(-0.5 * (offsets / sigma) ** 2)
+    return (g / g.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def golden_steps(cands, depth_tol):
+    """Steps that shrink the widest bracket ``[cands[j-1], cands[j+1]]`` below ``depth_tol``."""
+    n = cands.size
+    j = np.arange(n)
+    width = float(np.max(cands[np.minimum(j + 1, n - 1)] - cands[np.maximum(j - 1, 0)]))
+    if width <= depth_tol:
+        return 0
+    return math.ceil(math.log(depth_tol / width) / math.log(GOLDEN))

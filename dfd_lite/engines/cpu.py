@@ -1,0 +1,351 @@
+"""The CPU engine: Numba kernels on NumPy arrays.
+
+Arrays are planar float32: images ``(C, H, W)``, stacks ``(F, C, H, W)``,
+per-pixel 1-D weights ``(F, K, H, W)``. The innermost loops run along image
+rows so that they vectorise, and the image is zero-padded once outside the
+kernels so that they need no bounds tests. Parallel loops are over rows (or
+slices times rows), so no two threads write the same pixel.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.ndimage as ndi
+
+from . import _scalar
+
+__all__ = ["CpuEngine"]
+
+_blur_radius = numba.njit(inline="always")(_scalar.blur_radius)
+_gaussian_exponent = numba.njit(inline="always")(_scalar.gaussian_exponent)
+_golden_init = numba.njit(_scalar.golden_init)
+_golden_advance = numba.njit(_scalar.golden_advance)
+_fold_min = numba.njit(_scalar.fold_min)
+_keep_better = numba.njit(_scalar.keep_better)
+
+# Bytes of loss maps the grid search holds at once (one map per candidate).
+_VOLUME_BYTES = 256 * 2**20
+
+
+# ---------------------------------------------------------------------------
+# Blur operator
+# ---------------------------------------------------------------------------
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _weights_kernel(depth, focus, coef, min_radius, out):
+    # out[f, a, y, x]: normalised 1-D Gaussian tap a of pixel (y, x) in slice f.
+    n_f, k, height, width = out.shape
+    half = k // 2
+    for job in numba.prange(n_f * height):
+        f = job // height
+        y = job % height
+        inv = np.empty(width, dtype=np.float32)
+        total = np.zeros(width, dtype=np.float32)
+        for xx in range(width):
+            inv[xx] = _gaussian_exponent(_blur_radius(depth[y, xx], focus[f], coef[f], min_radius))
+        for a in range(k):
+            o2 = np.float32((a - half) * (a - half))
+            row = out[f, a, y]
+            for xx in range(width):
+                g = np.exp(inv[xx] * o2)
+                row[xx] = g
+                total[xx] += g
+        for a in range(k):
+            row = out[f, a, y]
+            for xx in range(width):
+                row[xx] /= total[xx]
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _forward_kernel(xpad, wts, out):
+    n_f, k, height, width = wts.shape
+    n_c = xpad.shape[0]
+    for job in numba.prange(n_f * height):
+        f = job // height
+        y = job % height
+        row = np.empty(width, dtype=np.float32)
+        for c in range(n_c):
+            acc = out[f, c, y]
+            acc[:] = 0.0
+            for a in range(k):
+                src = xpad[c, y + a]
+                for xx in range(width):
+                    row[xx] = 0.0
+                for b in range(k):
+                    wb = wts[f, b, y]
+                    for xx in range(width):
+                        row[xx] += wb[xx] * src[xx + b]
+                wa = wts[f, a, y]
+                for xx in range(width):
+                    acc[xx] += wa[xx] * row[xx]
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _adjoint_kernel(ystack, minus, subtract, wts, outpad):
+    # The scatter A^T (y - minus) written as a gather over output rows: the
+    # thread that owns padded output row R collects every input row that
+    # reaches it, so no two threads ever write the same pixel.
+    n_f, k, height, width = wts.shape
+    n_c = ystack.shape[1]
+    half = k // 2
+    for rr in numba.prange(height):
+        big_r = rr + half  # rows in the padding would be cropped: skip them
+        t = np.empty(width, dtype=np.float32)
+        for c in range(n_c):
+            dst = outpad[c, big_r]
+            dst[:] = 0.0
+            for f in range(n_f):
+                for a in range(k):
+                    py = big_r - a
+                    if py < 0 or py >= height:
+                        continue
+                    wa = wts[f, a, py]
+                    src = ystack[f, c, py]
+                    ref = minus[f, c, py]
+                    for xx in range(width):
+                        v = src[xx] - ref[xx] if subtract else src[xx]
+                        t[xx] = wa[xx] * v
+                    for b in range(k):
+                        wb = wts[f, b, py]
+                        for xx in range(width):
+                            dst[xx + b] += t[xx] * wb[xx]
+
+
+def _pad(x, half):
+    c, h, w = x.shape
+    xpad = np.zeros((c, h + 2 * half, w + 2 * half), dtype=np.float32)
+    xpad[:, half:half + h, half:half + w] = x
+    return xpad
+
+
+# ---------------------------------------------------------------------------
+# Depth search
+# ---------------------------------------------------------------------------
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _sq_err_kernel(pred, b, out):
+    n_f, n_c, height, width = b.shape
+    for y in numba.prange(height):
+        row = out[y]
+        row[:] = 0.0
+        for f in range(n_f):
+            for c in range(n_c):
+                p = pred[f, c, y]
+                q = b[f, c, y]
+                for xx in range(width):
+                    d = p[xx] - q[xx]
+                    row[xx] += d * d
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _constant_losses_kernel(xpad, b, wk, slot, cached, out):
+    # out[j, y, x] = sum over slices f of the squared error of slice f when
+    # the image is blurred with the 1-D taps wk[j, f] along columns, then
+    # rows. slot[j, f] >= 0: that slice's loss map is cached[slot] (computed
+    # once for all candidates sharing the radius); -2: leave the slice out.
+    m, n_f, k = wk.shape
+    n_c, height, width = b.shape[1:]
+    wide = width + k - 1
+    for job in numba.prange(m * height):
+        j = job // height
+        y = job % height
+        v = np.empty(wide, dtype=np.float32)
+        pred = np.empty(width, dtype=np.float32)
+        lrow = out[j, y]
+        lrow[:] = 0.0
+        for f in range(n_f):
+            s = slot[j, f]
+            if s == -2:
+                continue
+            if s >= 0:
+                crow = cached[s, y]
+                for xx in range(width):
+                    lrow[xx] += crow[xx]
+                continue
+            for c in range(n_c):
+                v[:] = 0.0
+                for a in range(k):
+                    wa = wk[j, f, a]
+                    src = xpad[c, y + a]
+                    for q in range(wide):
+                        v[q] += wa * src[q]
+                pred[:] = 0.0
+                for bb in range(k):
+                    wb = wk[j, f, bb]
+                    for xx in range(width):
+                        pred[xx] += wb * v[xx + bb]
+                brow = b[f, c, y]
+                for xx in range(width):
+                    d = pred[xx] - brow[xx]
+                    lrow[xx] += d * d
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _sum_sq_kernel(a, b, subtract):
+    # sum (a - b)^2 over flat arrays, each thread's share accumulated in float64
+    total = 0.0
+    for i in numba.prange(a.size):
+        v = np.float64(a[i] - b[i]) if subtract else np.float64(a[i])
+        total += v * v
+    return total
+
+
+@numba.njit(parallel=True, cache=True)
+def _fold_min_kernel(volume, n0, best, index):
+    for i in numba.prange(best.size):
+        _fold_min(volume, n0, best, index, i)
+
+
+@numba.njit(parallel=True, cache=True)
+def _golden_init_kernel(state, cands, index):
+    for i in numba.prange(index.size):
+        _golden_init(state, i, cands, index[i])
+
+
+@numba.njit(parallel=True, cache=True)
+def _golden_advance_kernel(state, loss):
+    for i in numba.prange(loss.size):
+        _golden_advance(state, i, loss[i])
+
+
+@numba.njit(parallel=True, cache=True)
+def _keep_better_kernel(depth, loss, prev_depth, prev_loss, kept):
+    for i in numba.prange(depth.size):
+        _keep_better(depth, loss, prev_depth, prev_loss, kept, i)
+
+
+def _flat(a):
+    return a.reshape(a.shape[0], -1) if a.ndim == 3 else a.reshape(-1)
+
+
+class CpuEngine:
+    """The primitives of :mod:`dfd_lite.engines` with Numba on the CPU."""
+
+    name = "cpu"
+
+    # -- arrays ------------------------------------------------------------
+    def asarray(self, a, dtype=np.float32):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def to_host(self, a):
+        return np.asarray(a)
+
+    def empty(self, shape, dtype=np.float32):
+        return np.empty(shape, dtype=dtype)
+
+    def full(self, shape, value, dtype=np.float32):
+        return np.full(shape, value, dtype=dtype)
+
+    def copy(self, a):
+        return a.copy()
+
+    def optics(self, coefficients):
+        focus, coef, min_radius = coefficients
+        return (np.asarray(focus, dtype=np.float32), np.asarray(coef, dtype=np.float32),
+                np.float32(min_radius))
+
+    # -- blur operator -----------------------------------------------------
+    def weights(self, depth, optics, k, out=None):
+        focus, coef, min_radius = optics
+        if out is None:
+            out = np.empty((focus.size, k) + depth.shape, dtype=np.float32)
+        _weights_kernel(depth, focus, coef, min_radius, out)
+        return out
+
+    def forward(self, x, weights, out=None):
+        n_f, k, h, w = weights.shape
+        if out is None:
+            out = np.empty((n_f, x.shape[0], h, w), dtype=np.float32)
+        _forward_kernel(_pad(x, k // 2), weights, out)
+        return out
+
+    def adjoint(self, y, weights, out=None, minus=None):
+        n_f, k, h, w = weights.shape
+        half = k // 2
+        outpad = np.zeros((y.shape[1], h + 2 * half, w + 2 * half), dtype=np.float32)
+        _adjoint_kernel(y, y if minus is None else minus, minus is not None, weights, outpad)
+        if out is None:
+            return np.ascontiguousarray(outpad[:, half:half + h, half:half + w])
+        out[...] = outpad[:, half:half + h, half:half + w]
+        return out
+
+    # -- vector operations -------------------------------------------------
+    def prox_step(self, y, g, step, lo, hi, out):
+        np.multiply(g, np.float32(-step), out=out)
+        out += y
+        return np.clip(out, np.float32(lo), np.float32(hi), out=out)
+
+    def extrapolate(self, new, old, beta, out):
+        beta = np.float32(beta)  # a float64 scalar would promote the iterate
+        if out is new:
+            raise ValueError("extrapolate cannot write over its first argument")
+        np.subtract(new, old, out=out)
+        out *= beta
+        out += new
+        return out
+
+    def scale(self, a, factor, out):
+        return np.multiply(a, np.float32(factor), out=out)
+
+    def sum_sq(self, a, b=None):
+        return float(_sum_sq_kernel(a.reshape(-1), (a if b is None else b).reshape(-1),
+                                    b is not None))
+
+    # -- depth search ------------------------------------------------------
+    def pixel_loss(self, x, b, depth, optics, k, out=None):
+        pred = self.forward(x, self.weights(depth, optics, k))
+        if out is None:
+            out = np.empty(depth.shape, dtype=np.float32)
+        _sq_err_kernel(pred, b, out)
+        return out
+
+    def constant_depth_losses(self, x, b, radii, k, out):
+        m, n_f = radii.shape
+        taps = _scalar.gaussian_taps(radii, k)                    # (m, F, K)
+        # A radius that several candidates share in one slice (every
+        # candidate whose blur is clamped to min_radius, for one) gets its
+        # loss map computed once.
+        slot = np.full((m, n_f), -1, dtype=np.int32)
+        shared = []
+        for f in range(n_f):
+            values, inverse, counts = np.unique(radii[:, f], return_inverse=True,
+                                                return_counts=True)
+            for u in np.flatnonzero(counts > 1):
+                slot[inverse.reshape(-1) == u, f] = len(shared)
+                shared.append((f, values[u]))
+        xpad = _pad(x, k // 2)
+        cached = np.empty((len(shared),) + out.shape[1:], dtype=np.float32)
+        if shared:
+            wk = np.zeros((len(shared), n_f, k), dtype=np.float32)
+            only = np.full((len(shared), n_f), -2, dtype=np.int32)
+            for s, (f, r) in enumerate(shared):
+                wk[s, f] = _scalar.gaussian_taps(r, k)
+                only[s, f] = -1
+            _constant_losses_kernel(xpad, b, wk, only, cached, cached)
+        _constant_losses_kernel(xpad, b, taps, slot, cached, out)
+        return out
+
+    def box_mean(self, volume, window):
+        volume[...] = ndi.uniform_filter(volume, size=(1, window, window), mode="nearest")
+        return volume
+
+    def fold_min(self, volume, n0, best, index):
+        _fold_min_kernel(_flat(volume), n0, _flat(best), _flat(index))
+
+    def golden_init(self, state, cands, index):
+        _golden_init_kernel(_flat(state), cands, _flat(index))
+
+    def golden_advance(self, state, loss):
+        _golden_advance_kernel(_flat(state), _flat(loss))
+
+    def keep_better(self, depth, loss, prev_depth, prev_loss, kept):
+        _keep_better_kernel(_flat(depth), _flat(loss), _flat(prev_depth), _flat(prev_loss),
+                            _flat(kept))
+
+    def grid_chunk(self, n_candidates, shape, n_f, n_c):
+        per_map = 4 * shape[0] * shape[1]
+        return int(max(1, min(n_candidates, _VOLUME_BYTES // per_map)))
+
+    def __repr__(self):
+        return "CpuEngine()"

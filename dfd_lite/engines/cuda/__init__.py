@@ -1,0 +1,198 @@
+"""The CUDA engine: numba-cuda kernels on device arrays.
+
+Imported only when ``backend="cuda"`` is asked for (or ``"auto"`` finds a
+GPU), so the package works on machines without CUDA. With no GPU, setting
+``NUMBA_ENABLE_CUDASIM=1`` before numba is imported runs the same kernels in
+Numba's simulator (correct, but thousands of times slower).
+
+The kernels are split by concern: :mod:`._common` (import, constants,
+launch geometry, transfers), :mod:`.blur` (the operator and the per-pixel
+loss), :mod:`.depth` (grid search, box filter and the per-pixel algorithms
+shared with the CPU), :mod:`.reductions` (FISTA's vector operations).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _scalar
+from . import blur as _blur
+from . import depth as _depth
+from . import reductions as _red
+from ._common import (MAX_K, SHARED_TARGET, TPB, blocks1, cuda, flat, grid2, is_device_array, rows,
+                      tile_config, to_device)
+
+__all__ = ["CudaEngine", "MAX_K"]
+
+# Bytes of blur bank and loss maps the grid search holds at once.
+_VOLUME_BYTES = 1024 * 2**20
+
+
+class CudaEngine:
+    """The primitives of :mod:`dfd_lite.engines` on a CUDA GPU.
+
+    Scratch buffers (the grid search's blur bank, the reduction slot) are
+    kept between calls and grown when needed, so an engine reused across
+    calls (pass it as ``backend=``) does no large allocation in steady state.
+
+    Parameters
+    ----------
+    shared_target : int, optional
+        Bytes of shared memory a block of the tiled kernels aims to use;
+        fewer channels are staged at once when their tiles exceed it.
+    """
+
+    name = "cuda"
+
+    def __init__(self, *, shared_target=SHARED_TARGET):
+        self._buffers = {}
+        self.shared_target = int(shared_target)
+
+    # -- arrays ------------------------------------------------------------
+    def asarray(self, a, dtype=np.float32):
+        return to_device(a, dtype)
+
+    def to_host(self, a):
+        return a.copy_to_host() if is_device_array(a) else np.asarray(a)
+
+    def empty(self, shape, dtype=np.float32):
+        return cuda.device_array(shape, dtype=dtype)
+
+    def full(self, shape, value, dtype=np.float32):
+        out = cuda.device_array(shape, dtype=dtype)
+        _red.fill_kernel[blocks1(out.size), TPB](flat(out), np.dtype(dtype).type(value))
+        return out
+
+    def copy(self, a):
+        out = cuda.device_array(a.shape, dtype=a.dtype)
+        out.copy_to_device(a)
+        return out
+
+    def _scratch(self, name, shape, dtype=np.float32):
+        """A buffer of at least ``shape``; the leading axis is sliced to fit."""
+        have = self._buffers.get(name)
+        if have is None or have.dtype != np.dtype(dtype) or \
+                tuple(have.shape[1:]) != tuple(shape[1:]) or have.shape[0] < shape[0]:
+            have = cuda.device_array(shape, dtype=dtype)
+            self._buffers[name] = have
+        return have[:shape[0]]
+
+    def optics(self, coefficients):
+        focus, coef, min_radius = coefficients
+        return (to_device(np.asarray(focus, dtype=np.float32)),
+                to_device(np.asarray(coef, dtype=np.float32)), np.float32(min_radius))
+
+    # -- blur operator -----------------------------------------------------
+    def weights(self, depth, optics, k, out=None):
+        focus, coef, min_radius = optics
+        if k > MAX_K:
+            raise ValueError(f"kernel_size {k} is larger than the CUDA kernels support "
+                             f"({MAX_K}); use backend='cpu'")
+        h, w = (int(s) for s in depth.shape)
+        if out is None:
+            out = cuda.device_array((int(focus.shape[0]), k, h, w), dtype=np.float32)
+        grid, block = grid2(h, w)
+        _blur.weights_kernel[grid, block](depth, focus, coef, min_radius, out)
+        return out
+
+    def forward(self, x, weights, out=None):
+        n_f, k, h, w = (int(s) for s in weights.shape)
+        n_c = int(x.shape[0])
+        if out is None:
+            out = cuda.device_array((n_f, n_c, h, w), dtype=np.float32)
+        grid, block, cs, nbytes = tile_config(h, w, k, n_c, self.shared_target)
+        _blur.forward_kernel[grid, block, 0, nbytes](x, weights, out, cs)
+        return out
+
+    def adjoint(self, y, weights, out=None, minus=None):
+        h, w = (int(s) for s in weights.shape[2:])
+        if out is None:
+            out = cuda.device_array((int(y.shape[1]), h, w), dtype=np.float32)
+        grid, block = grid2(h, w)
+        _blur.adjoint_kernel[grid, block](y, y if minus is None else minus, weights, out,
+                                          minus is not None)
+        return out
+
+    # -- vector operations -------------------------------------------------
+    def prox_step(self, y, g, step, lo, hi, out):
+        _red.prox_step_kernel[blocks1(out.size), TPB](
+            flat(y), flat(g), flat(out), np.float32(step), np.float32(lo), np.float32(hi))
+        return out
+
+    def extrapolate(self, new, old, beta, out):
+        _red.extrapolate_kernel[blocks1(out.size), TPB](flat(new), flat(old), flat(out),
+                                                             np.float32(beta))
+        return out
+
+    def scale(self, a, factor, out):
+        _red.scale_kernel[blocks1(out.size), TPB](flat(a), np.float32(factor), flat(out))
+        return out
+
+    def sum_sq(self, a, b=None):
+        acc = self._scratch("sum_sq", (1,), np.float64)
+        acc.copy_to_device(np.zeros(1))
+        _red.sum_sq_kernel[min(blocks1(a.size), 1024), TPB](
+            flat(a), flat(a if b is None else b), b is not None, acc)
+        return float(acc.copy_to_host()[0])
+
+    # -- depth search ------------------------------------------------------
+    def pixel_loss(self, x, b, depth, optics, k, out=None):
+        focus, coef, min_radius = optics
+        n_c = int(x.shape[0])
+        h, w = (int(s) for s in depth.shape)
+        if out is None:
+            out = cuda.device_array((h, w), dtype=np.float32)
+        grid, block, cs, nbytes = tile_config(h, w, k, n_c, self.shared_target)
+        _blur.pixel_loss_kernel[grid, block, 0, nbytes](x, b, depth, focus, coef, min_radius,
+                                                        k, cs, out)
+        return out
+
+    def constant_depth_losses(self, x, b, radii, k, out):
+        # Every candidate is one depth everywhere, and many share a radius
+        # (all the slices clamped to min_radius, for one): the image is
+        # blurred once per *distinct* radius into a bank, then each thread
+        # walks the candidates reading the bank.
+        distinct, inverse = np.unique(radii, return_inverse=True)
+        plane_u = to_device(inverse.reshape(radii.shape).astype(np.int32), np.int32)
+        wu = to_device(_scalar.gaussian_taps(distinct, k))
+        n_u, (n_c, h, w) = distinct.size, (int(s) for s in x.shape)
+        tmp = self._scratch("bank_tmp", (n_u, n_c, h, w))
+        bank = self._scratch("bank", (n_u, n_c, h, w))
+        grid, block = grid2(h, w)
+        grid3 = (grid[0], grid[1], n_u * n_c)
+        image = x.reshape(1, n_c, h, w)
+        _depth.bank_pass_kernel[grid3, block + (1,)](image, wu, tmp, 0)
+        _depth.bank_pass_kernel[grid3, block + (1,)](tmp, wu, bank, 1)
+        _depth.bank_loss_kernel[grid, block](bank, b, plane_u, out)
+        return out
+
+    def box_mean(self, volume, window):
+        m, h, w = (int(s) for s in volume.shape)
+        tmp = self._scratch("box_tmp", (m, h, w))
+        grid, block = grid2(h, w)
+        _depth.box_kernel[grid, block](volume, tmp, window // 2, 0)
+        _depth.box_kernel[grid, block](tmp, volume, window // 2, 1)
+        return volume
+
+    def fold_min(self, volume, n0, best, index):
+        _depth.fold_min_kernel[blocks1(best.size), TPB](rows(volume), n0, flat(best),
+                                                             flat(index))
+
+    def golden_init(self, state, cands, index):
+        _depth.golden_init_kernel[blocks1(index.size), TPB](rows(state), cands, flat(index))
+
+    def golden_advance(self, state, loss):
+        _depth.golden_advance_kernel[blocks1(loss.size), TPB](rows(state), flat(loss))
+
+    def keep_better(self, depth, loss, prev_depth, prev_loss, kept):
+        _depth.keep_better_kernel[blocks1(depth.size), TPB](
+            flat(depth), flat(loss), flat(prev_depth), flat(prev_loss), flat(kept))
+
+    def grid_chunk(self, n_candidates, shape, n_f, n_c):
+        image = 4 * n_c * shape[0] * shape[1]
+        per_candidate = 2 * n_f * image + 3 * 4 * shape[0] * shape[1]
+        return int(max(1, min(n_candidates, _VOLUME_BYTES // per_candidate)))
+
+    def __repr__(self):
+        return "CudaEngine()"
+

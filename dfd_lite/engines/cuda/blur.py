@@ -1,0 +1,189 @@
+"""CUDA kernels of the blur operator: weights, forward, adjoint, and the
+fused per-pixel loss of a depth map.
+
+* ``forward_kernel`` - one thread per output pixel; the block's image tile
+  plus a ``K - 1`` halo is staged in shared memory, because every pixel of
+  the tile is read by up to ``K^2`` threads.
+* ``adjoint_kernel`` - the transpose as a *gather*: the thread that owns
+  input pixel ``q`` sums every output pixel ``p`` whose window covers
+  ``q``. No two threads write the same pixel, so no atomics are needed.
+* ``pixel_loss_kernel`` - weights from the thin-lens radius, the ``K x K``
+  gather from the staged tile and the squared error, all in registers:
+  what the golden-section refinement evaluates once per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import float32
+
+from .. import _scalar
+from ._common import F0, MAX_K, cuda
+
+blur_radius = cuda.jit(device=True)(_scalar.blur_radius)
+gaussian_exponent = cuda.jit(device=True)(_scalar.gaussian_exponent)
+
+
+@cuda.jit(device=True)
+def stage(x, tile, c0, cs, y0, x0, half, th, tw):
+    """Copy channels ``c0 .. c0+cs-1`` of the block's tile (plus halo) to shared memory.
+
+    ``tile[ci * th * tw + i * tw + j]`` holds ``x[c0 + ci, y0 - half + i,
+    x0 - half + j]``, zero outside the image (the zero padding of the
+    model). All threads of the block share the copying.
+    """
+    n_c, height, width = x.shape
+    cuda.syncthreads()  # nobody may still be reading the previous tile
+    tid = cuda.threadIdx.y * cuda.blockDim.x + cuda.threadIdx.x
+    nth = cuda.blockDim.x * cuda.blockDim.y
+    plane = th * tw
+    total = min(cs, n_c - c0) * plane
+    for s in range(tid, total, nth):
+        ci = s // plane
+        r = s - ci * plane
+        i = r // tw
+        j = r - i * tw
+        yy = y0 - half + i
+        xx = x0 - half + j
+        v = F0
+        if yy >= 0 and yy < height and xx >= 0 and xx < width:
+            v = x[c0 + ci, yy, xx]
+        tile[s] = v
+    cuda.syncthreads()  # the whole tile is written before anyone reads it
+
+
+@cuda.jit(device=True)
+def blur_at(tile, ci, ty, tx, th, tw, wl, k):
+    """``sum_a wl[a] sum_b wl[b] tile[ci, ty + a, tx + b]``: one blurred pixel."""
+    acc = F0
+    base = ci * th * tw + ty * tw + tx
+    for a in range(k):
+        row = base + a * tw
+        s = F0
+        for bb in range(k):
+            s += wl[bb] * tile[row + bb]
+        acc += wl[a] * s
+    return acc
+
+
+@cuda.jit(device=True)
+def gaussian_taps(z, focus, coef, rmin, k, wl):
+    """Normalised 1-D Gaussian taps of depth ``z`` for one slice, into ``wl[:k]``."""
+    inv = gaussian_exponent(blur_radius(z, focus, coef, rmin))
+    half = k // 2
+    total = F0
+    for a in range(k):
+        g = math.exp(inv * float32((a - half) * (a - half)))
+        wl[a] = g
+        total += g
+    for a in range(k):
+        wl[a] = wl[a] / total
+
+
+@cuda.jit(device=True)
+def tile_geometry(half):
+    """Where this thread sits: ``(ty, tx, y0, x0, th, tw, py, px)``.
+
+    ``(ty, tx)`` in the block, ``(y0, x0)`` the block's first pixel,
+    ``th x tw`` its tile with a ``half``-pixel halo, ``(py, px)`` the pixel.
+    """
+    ty = cuda.threadIdx.y
+    tx = cuda.threadIdx.x
+    y0 = cuda.blockIdx.y * cuda.blockDim.y
+    x0 = cuda.blockIdx.x * cuda.blockDim.x
+    return (ty, tx, y0, x0, cuda.blockDim.y + 2 * half, cuda.blockDim.x + 2 * half,
+            y0 + ty, x0 + tx)
+
+
+@cuda.jit
+def weights_kernel(depth, focus, coef, rmin, w):
+    xx, yy = cuda.grid(2)
+    n_f, k, height, width = w.shape
+    if yy >= height or xx >= width:
+        return
+    wl = cuda.local.array(MAX_K, dtype=float32)
+    z = depth[yy, xx]
+    for f in range(n_f):
+        gaussian_taps(z, focus[f], coef[f], rmin, k, wl)
+        for a in range(k):
+            w[f, a, yy, xx] = wl[a]
+
+
+@cuda.jit
+def forward_kernel(x, w, out, cs):
+    n_f, k, height, width = w.shape
+    n_c = x.shape[0]
+    half = k // 2
+    tile = cuda.shared.array(0, dtype=float32)
+    wl = cuda.local.array(MAX_K, dtype=float32)
+    ty, tx, y0, x0, th, tw, py, px = tile_geometry(half)
+    inside = py < height and px < width
+    # Threads past the edge still help stage the tile; they read a valid
+    # pixel's weights and never write.
+    qy = min(py, height - 1)
+    qx = min(px, width - 1)
+    for c0 in range(0, n_c, cs):
+        stage(x, tile, c0, cs, y0, x0, half, th, tw)
+        for f in range(n_f):
+            for a in range(k):
+                wl[a] = w[f, a, qy, qx]
+            for ci in range(min(cs, n_c - c0)):
+                v = blur_at(tile, ci, ty, tx, th, tw, wl, k)
+                if inside:
+                    out[f, c0 + ci, py, px] = v
+
+
+@cuda.jit
+def adjoint_kernel(y, b, w, out, subtract):
+    # out[c, q] = sum_f sum_{a,b} w[f,a,p] w[f,b,p] (y - b)[f,c,p] over the
+    # output pixels p = q - (a - half, b - half) that read q: a gather.
+    qx, qy = cuda.grid(2)
+    n_f, k, height, width = w.shape
+    n_c = y.shape[1]
+    half = k // 2
+    if qy >= height or qx >= width:
+        return
+    for c in range(n_c):
+        acc = F0
+        for f in range(n_f):
+            for a in range(k):
+                py = qy + half - a
+                if py < 0 or py >= height:
+                    continue
+                wa = w[f, a, py]
+                src = y[f, c, py]
+                ref = b[f, c, py]
+                for bb in range(k):
+                    px = qx + half - bb
+                    if px < 0 or px >= width:
+                        continue
+                    v = src[px]
+                    if subtract:
+                        v -= ref[px]
+                    acc += wa[px] * w[f, bb, py, px] * v
+        out[c, qy, qx] = acc
+
+
+@cuda.jit
+def pixel_loss_kernel(x, b, depth, focus, coef, rmin, k, cs, out):
+    # out[p] = sum_f sum_c (b - A(depth) x)^2 at p, the weights of p made
+    # on the fly from depth[p].
+    n_f, n_c, height, width = b.shape
+    half = k // 2
+    tile = cuda.shared.array(0, dtype=float32)
+    wl = cuda.local.array(MAX_K, dtype=float32)
+    ty, tx, y0, x0, th, tw, py, px = tile_geometry(half)
+    qy = min(py, height - 1)
+    qx = min(px, width - 1)
+    z = depth[qy, qx]
+    loss = F0
+    for c0 in range(0, n_c, cs):
+        stage(x, tile, c0, cs, y0, x0, half, th, tw)
+        for f in range(n_f):
+            gaussian_taps(z, focus[f], coef[f], rmin, k, wl)
+            for ci in range(min(cs, n_c - c0)):
+                d = blur_at(tile, ci, ty, tx, th, tw, wl, k) - b[f, c0 + ci, qy, qx]
+                loss += d * d
+    if py < height and px < width:
+        out[py, px] = loss

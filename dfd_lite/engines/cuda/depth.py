@@ -1,0 +1,119 @@
+"""CUDA kernels of the depth search.
+
+* ``bank_pass_kernel`` - the grid search. A candidate is one depth for the
+  whole image, so its blur is separable and shared by every candidate with
+  the same radius: the image is blurred once per distinct radius into a bank
+  (two launches, columns then rows; the source is 4-D both times, because a
+  kernel is typed for one rank of array).
+* ``bank_loss_kernel`` - one thread per pixel walks the candidates, reading
+  the bank, and writes each candidate's loss map.
+* ``box_kernel`` - one pass of a box mean along one image axis.
+* one-thread-per-pixel wrappers around the shared per-pixel algorithms of
+  :mod:`dfd_lite.engines._scalar`: running minimum, golden section, safeguard.
+"""
+
+from __future__ import annotations
+
+from numba import float32
+
+from .. import _scalar
+from ._common import F0, F1, cuda
+
+_fold_min = cuda.jit(device=True)(_scalar.fold_min)
+_golden_init = cuda.jit(device=True)(_scalar.golden_init)
+_golden_advance = cuda.jit(device=True)(_scalar.golden_advance)
+_keep_better = cuda.jit(device=True)(_scalar.keep_better)
+
+
+@cuda.jit
+def bank_pass_kernel(src, wu, dst, axis):
+    # dst[u, c] = src[u, c] (or src[0, c] when src holds one image) blurred
+    # with the 1-D taps wu[u] along one image axis (0: columns, 1: rows),
+    # zero outside the image, for every distinct radius u at once (blockIdx.z
+    # runs over (u, c)). Called twice, columns then rows: the separable blur.
+    xx, yy, z = cuda.grid(3)
+    n_u, n_c, height, width = dst.shape
+    if xx >= width or yy >= height or z >= n_u * n_c:
+        return
+    u = z // n_c
+    c = z - u * n_c
+    s = min(u, src.shape[0] - 1)
+    k = wu.shape[1]
+    half = k // 2
+    acc = F0
+    for a in range(k):
+        if axis == 0:
+            r = yy + a - half
+            if r >= 0 and r < height:
+                acc += wu[u, a] * src[s, c, r, xx]
+        else:
+            q = xx + a - half
+            if q >= 0 and q < width:
+                acc += wu[u, a] * src[s, c, yy, q]
+    dst[u, c, yy, xx] = acc
+
+
+@cuda.jit
+def bank_loss_kernel(bank, b, plane_u, volume):
+    # volume[j] = per-pixel loss of candidate j: slice f predicted by
+    # bank[plane_u[j, f]].
+    xx, yy = cuda.grid(2)
+    n_f, n_c, height, width = b.shape
+    if xx >= width or yy >= height:
+        return
+    for j in range(plane_u.shape[0]):
+        loss = F0
+        for f in range(n_f):
+            u = plane_u[j, f]
+            for c in range(n_c):
+                d = bank[u, c, yy, xx] - b[f, c, yy, xx]
+                loss += d * d
+        volume[j, yy, xx] = loss
+
+
+@cuda.jit
+def box_kernel(src, dst, half, axis):
+    # Mean over 2*half+1 pixels along one image axis (0: rows, 1: columns),
+    # edges repeated, for every map of a (N, H, W) volume: one pass of
+    # scipy.ndimage.uniform_filter(mode="nearest").
+    xx, yy = cuda.grid(2)
+    n_maps, height, width = src.shape
+    if yy >= height or xx >= width:
+        return
+    scale = F1 / float32(2 * half + 1)
+    for n in range(n_maps):
+        acc = F0
+        for j in range(-half, half + 1):
+            if axis == 0:
+                acc += src[n, min(max(yy + j, 0), height - 1), xx]
+            else:
+                acc += src[n, yy, min(max(xx + j, 0), width - 1)]
+        dst[n, yy, xx] = acc * scale
+
+
+@cuda.jit
+def fold_min_kernel(volume, n0, best, index):
+    i = cuda.grid(1)
+    if i < best.size:
+        _fold_min(volume, n0, best, index, i)
+
+
+@cuda.jit
+def golden_init_kernel(state, cands, index):
+    i = cuda.grid(1)
+    if i < index.size:
+        _golden_init(state, i, cands, index[i])
+
+
+@cuda.jit
+def golden_advance_kernel(state, loss):
+    i = cuda.grid(1)
+    if i < loss.size:
+        _golden_advance(state, i, loss[i])
+
+
+@cuda.jit
+def keep_better_kernel(depth, loss, prev_depth, prev_loss, kept):
+    i = cuda.grid(1)
+    if i < depth.size:
+        _keep_better(depth, loss, prev_depth, prev_loss, kept, i)
