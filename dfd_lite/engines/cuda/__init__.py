@@ -19,8 +19,8 @@ from .. import _scalar
 from . import blur as _blur
 from . import depth as _depth
 from . import reductions as _red
-from ._common import (MAX_K, SHARED_TARGET, TPB, blocks1, cuda, flat, grid2, is_device_array, rows,
-                      tile_config, to_device)
+from ._common import (MAX_K, SHARED_TARGET, TPB, blocks1, cuda, flat, grid2,
+                      is_device_array, rows, tile_config, to_device)
 
 __all__ = ["CudaEngine", "MAX_K"]
 
@@ -31,9 +31,10 @@ _VOLUME_BYTES = 1024 * 2**20
 class CudaEngine:
     """The primitives of :mod:`dfd_lite.engines` on a CUDA GPU.
 
-    Scratch buffers (the grid search's blur bank, the reduction slot) are
-    kept between calls and grown when needed, so an engine reused across
-    calls (pass it as ``backend=``) does no large allocation in steady state.
+    Scratch buffers (the grid search's blur bank and its temporary, the box
+    filter's temporary, the reduction slot) are kept between calls and grown
+    when needed, so an engine reused across calls (pass it as ``backend=``)
+    does not reallocate the largest arrays.
 
     Parameters
     ----------
