@@ -157,7 +157,7 @@ class DepthSearch:
         radii = coc_radius(cands, self.camera).T.astype(np.float32)      # (N, F), clamped
         n_f, n_c = radii.shape[1], int(x.shape[0])
         chunk = eng.grid_chunk(len(cands), self.shape, n_f, n_c)
-        volume = eng.empty((chunk,) + self.shape)
+        volume = eng.scratch("grid_volume", (chunk,) + self.shape)
         best = eng.full(self.shape, np.inf)
         index = eng.full(self.shape, 0, np.int32)
         for n0 in range(0, len(cands), chunk):
@@ -173,8 +173,10 @@ class DepthSearch:
         """Golden-section search in ``[Z_{k-1}, Z_{k+1}]`` around ``index``, all pixels at once.
 
         Every pixel takes the same number of steps, set by the widest
-        bracket; each step is one engine-wide per-pixel loss evaluation and
-        one update of every pixel's search state (:mod:`~dfd_lite.engines._scalar`).
+        bracket; each step evaluates every pixel's loss at the depth its
+        search asks for and updates its state with the shared
+        ``golden_advance`` (:mod:`~dfd_lite.engines._scalar`): on the CPU one
+        image-wide pass per step, on the GPU all steps in one kernel.
 
         Returns ``(depth, loss)``: the best depth evaluated at each pixel
         (the grid point included, so never worse than it) and its loss.
@@ -184,10 +186,7 @@ class DepthSearch:
             evaluations = _scalar.golden_steps(cands, depth_tol) + 3
         state = eng.empty((_scalar.STATE_ROWS,) + self.shape)
         eng.golden_init(state, eng.asarray(cands), index)
-        loss = eng.empty(self.shape)
-        for _ in range(evaluations):
-            self.loss(x, state[_scalar.Z_NEXT], out=loss)
-            eng.golden_advance(state, loss)
+        eng.golden_search(x, self.b, state, self.optics, self.k, evaluations)
         return state[_scalar.BEST_Z], state[_scalar.BEST_F]
 
     def step(self, x, cands, *, window=1, depth_tol=1e-2, previous=None, refine=True):

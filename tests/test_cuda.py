@@ -193,7 +193,8 @@ def test_engine_reused_across_calls_grows_its_buffers(scene):
 def test_golden_refine_matches_cpu(scene):
     aif, _, stack = scene
     cands = dl.depth_candidates((1.0, 5.0), 5)
-    args = (aif[..., :1], stack[..., :1], CAM, cands)
+    # A 12 x 16 crop: the whole search is one long kernel, slow to simulate.
+    args = (aif[:12, :16, :1], stack[:, :12, :16, :1], CAM, cands)
     index, _ = dl.grid_search(*args, kernel_size=K, backend="cpu")
     d_gpu, f_gpu = dl.golden_section_refine(*args, index, kernel_size=K, depth_tol=0.05,
                                             backend="cuda")
@@ -281,3 +282,31 @@ def test_host_arrays_reach_the_device_with_plain_strides():
     dev = GPU.asarray(planar)
     assert tuple(dev.strides) == (8 * 16 * 4, 8 * 16 * 4, 16 * 4, 4)
     assert _common.flat(dev).shape == (5 * 8 * 16,)
+
+
+def test_golden_kernel_runs_many_steps_in_one_launch(scene):
+    # Under the simulator the engine launches golden_kernel once per step;
+    # on a GPU once for all steps. Run the all-steps launch here directly and
+    # compare with the CPU engine's search.
+    from dfd_lite.engines import _scalar
+    from dfd_lite.engines.cuda import depth as cuda_depth
+
+    aif, _, stack = scene
+    x = np.moveaxis(aif[:6, :8, :1], -1, 0)
+    b = np.moveaxis(stack[:, :6, :8, :1], -1, 1)
+    cands = dl.depth_candidates((1.0, 5.0), 5).astype(np.float32)
+    index = np.random.default_rng(0).integers(0, 5, (6, 8)).astype(np.int32)
+    optics = thin_lens_coefficients(CAM)
+    states = []
+    for eng in (CPU, GPU):
+        state = eng.empty((_scalar.STATE_ROWS, 6, 8))
+        eng.golden_init(state, eng.asarray(cands), eng.asarray(index, np.int32))
+        if eng is GPU:
+            grid, block, cs, nbytes = _common.tile_config(6, 8, K, 1)
+            cuda_depth.golden_kernel[grid, block, 0, nbytes](
+                eng.asarray(x), eng.asarray(b), _common.rows(state), *eng.optics(optics), K, cs, 6)
+        else:
+            eng.golden_search(x, b, state, eng.optics(optics), K, 6)
+        states.append(eng.to_host(state))
+    np.testing.assert_allclose(states[1][_scalar.BEST_F], states[0][_scalar.BEST_F], rtol=1e-4)
+    np.testing.assert_allclose(states[1][_scalar.BEST_Z], states[0][_scalar.BEST_Z], atol=1e-3)

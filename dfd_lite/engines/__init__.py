@@ -25,6 +25,7 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     asarray(a, dtype)           host array -> engine array (no copy if already there)
     to_host(a)                  engine array -> NumPy array
     empty(shape, dtype), full(shape, value, dtype), copy(a)
+    scratch(name, shape, dtype)  a work buffer the engine may keep for the next call
     optics(camera)              (focus, coef, min_radius) of the thin-lens radius
     weights(depth, optics, k, out=None)           -> (F, K, H, W)
     forward(x, weights, out=None)                 A x        -> (F, C, H, W)
@@ -37,7 +38,8 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     constant_depth_losses(x, b, radii, k, out)    per-pixel loss of m constant depths
     box_mean(volume, window)                      in place, edges repeated
     fold_min(volume, n0, best, index)             running minimum over candidates
-    golden_init(state, cands, index), golden_advance(state, loss)
+    golden_init(state, cands, index)
+    golden_search(x, b, state, optics, k, evaluations)   evaluate, then _scalar.golden_advance, repeated
     keep_better(depth, loss, prev_depth, prev_loss, kept)
     grid_chunk(n_candidates, shape, n_f, n_c) -> int
 """

@@ -240,6 +240,10 @@ class CpuEngine:
     def copy(self, a):
         return a.copy()
 
+    def scratch(self, name, shape, dtype=np.float32):
+        # Host memory is cheap to allocate: nothing is kept between calls.
+        return np.empty(shape, dtype=dtype)
+
     def optics(self, coefficients):
         focus, coef, min_radius = coefficients
         return (np.asarray(focus, dtype=np.float32), np.asarray(coef, dtype=np.float32),
@@ -336,8 +340,13 @@ class CpuEngine:
     def golden_init(self, state, cands, index):
         _golden_init_kernel(_flat(state), cands, _flat(index))
 
-    def golden_advance(self, state, loss):
-        _golden_advance_kernel(_flat(state), _flat(loss))
+    def golden_search(self, x, b, state, optics, k, evaluations):
+        # Each evaluation is one whole-image pass (weights, blur, squared
+        # error), vectorised along rows, then one update of every pixel.
+        loss = np.empty(state.shape[1:], dtype=np.float32)
+        for _ in range(evaluations):
+            self.pixel_loss(x, b, state[_scalar.Z_NEXT], optics, k, out=loss)
+            _golden_advance_kernel(_flat(state), _flat(loss))
 
     def keep_better(self, depth, loss, prev_depth, prev_loss, kept):
         _keep_better_kernel(_flat(depth), _flat(loss), _flat(prev_depth), _flat(prev_loss),

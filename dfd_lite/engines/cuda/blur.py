@@ -165,25 +165,55 @@ def adjoint_kernel(y, b, w, out, subtract):
         out[c, qy, qx] = acc
 
 
-@cuda.jit
-def pixel_loss_kernel(x, b, depth, focus, coef, rmin, k, cs, out):
-    # out[p] = sum_f sum_c (b - A(depth) x)^2 at p, the weights of p made
-    # on the fly from depth[p].
-    n_f, n_c, height, width = b.shape
+@cuda.jit(device=True)
+def staged_loss(z, x, b, tile, focus, coef, rmin, k, cs, restage, qy, qx, geometry, wl):
+    """``sum_f sum_c (b - A(z) x)^2`` at pixel ``(qy, qx)``, from the block's staged tile.
+
+    ``restage``: the channels do not fit in shared memory together, so each
+    chunk of ``cs`` is staged here (every thread of the block must call).
+    """
+    n_f, n_c = b.shape[0], b.shape[1]
+    ty, tx, y0, x0, th, tw = (geometry[0], geometry[1], geometry[2], geometry[3], geometry[4],
+                              geometry[5])
     half = k // 2
-    tile = cuda.shared.array(0, dtype=float32)
-    wl = cuda.local.array(MAX_K, dtype=float32)
-    ty, tx, y0, x0, th, tw, py, px = tile_geometry(half)
-    qy = min(py, height - 1)
-    qx = min(px, width - 1)
-    z = depth[qy, qx]
     loss = F0
     for c0 in range(0, n_c, cs):
-        stage(x, tile, c0, cs, y0, x0, half, th, tw)
+        if restage:
+            stage(x, tile, c0, cs, y0, x0, half, th, tw)
         for f in range(n_f):
             gaussian_taps(z, focus[f], coef[f], rmin, k, wl)
             for ci in range(min(cs, n_c - c0)):
                 d = blur_at(tile, ci, ty, tx, th, tw, wl, k) - b[f, c0 + ci, qy, qx]
                 loss += d * d
-    if py < height and px < width:
-        out[py, px] = loss
+    return loss
+
+
+@cuda.jit(device=True)
+def stage_block(x, tile, k, cs):
+    """Start of the tiled kernels: ``(geometry, qy, qx, restage)``.
+
+    ``(qy, qx)`` is this thread's pixel, clamped into the image (threads of
+    the overhang work on the nearest pixel and must not write). When all
+    ``C`` channels fit in shared memory the tile is staged here, once
+    (``restage`` False); otherwise :func:`staged_loss` stages each chunk.
+    """
+    geometry = tile_geometry(k // 2)
+    qy = min(geometry[6], x.shape[1] - 1)
+    qx = min(geometry[7], x.shape[2] - 1)
+    restage = cs < x.shape[0]
+    if not restage:
+        stage(x, tile, 0, cs, geometry[2], geometry[3], k // 2, geometry[4], geometry[5])
+    return geometry, qy, qx, restage
+
+
+@cuda.jit
+def pixel_loss_kernel(x, b, depth, focus, coef, rmin, k, cs, out):
+    # out[p] = sum_f sum_c (b - A(depth) x)^2 at p, the weights of p made
+    # on the fly from depth[p].
+    tile = cuda.shared.array(0, dtype=float32)
+    wl = cuda.local.array(MAX_K, dtype=float32)
+    geometry, qy, qx, restage = stage_block(x, tile, k, cs)
+    loss = staged_loss(depth[qy, qx], x, b, tile, focus, coef, rmin, k, cs, restage, qy, qx,
+                       geometry, wl)
+    if qy == geometry[6] and qx == geometry[7]:  # a pixel of the image, not the overhang
+        out[qy, qx] = loss

@@ -8,6 +8,10 @@
 * ``bank_loss_kernel`` - one thread per pixel walks the candidates, reading
   the bank, and writes each candidate's loss map.
 * ``box_kernel`` - one pass of a box mean along one image axis.
+* ``golden_kernel`` - the whole golden-section refinement in one launch:
+  each thread evaluates its pixel's loss at the depth its search asks for
+  and hands it to the shared ``golden_advance``, ``evaluations`` times,
+  from one staged tile of the image.
 * one-thread-per-pixel wrappers around the shared per-pixel algorithms of
   :mod:`dfd_lite.engines._scalar`: running minimum, golden section, safeguard.
 """
@@ -17,7 +21,8 @@ from __future__ import annotations
 from numba import float32
 
 from .. import _scalar
-from ._common import F0, F1, cuda
+from ._common import F0, F1, MAX_K, cuda
+from .blur import stage_block, staged_loss
 
 _fold_min = cuda.jit(device=True)(_scalar.fold_min)
 _golden_init = cuda.jit(device=True)(_scalar.golden_init)
@@ -106,10 +111,21 @@ def golden_init_kernel(state, cands, index):
 
 
 @cuda.jit
-def golden_advance_kernel(state, loss):
-    i = cuda.grid(1)
-    if i < loss.size:
-        _golden_advance(state, i, loss[i])
+def golden_kernel(x, b, state, focus, coef, rmin, k, cs, evaluations):
+    # state is (STATE_ROWS, H * W). Every thread runs the same number of
+    # evaluations, so the barriers inside staging are reached by all; the
+    # threads past the image edge compute a loss for a clamped pixel (they
+    # help stage the tile) and never touch the state.
+    tile = cuda.shared.array(0, dtype=float32)
+    wl = cuda.local.array(MAX_K, dtype=float32)
+    geometry, qy, qx, restage = stage_block(x, tile, k, cs)  # one tile for every step
+    i = qy * b.shape[3] + qx
+    inside = qy == geometry[6] and qx == geometry[7]
+    for _ in range(evaluations):
+        loss = staged_loss(state[_scalar.Z_NEXT, i], x, b, tile, focus, coef, rmin, k, cs,
+                           restage, qy, qx, geometry, wl)
+        if inside:
+            _golden_advance(state, i, loss)
 
 
 @cuda.jit
