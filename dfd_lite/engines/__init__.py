@@ -26,7 +26,7 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     to_host(a)                  engine array -> NumPy array
     empty(shape, dtype), full(shape, value, dtype), copy(a)
     scratch(name, shape, dtype)  a work buffer the engine may keep for the next call
-    optics(camera)              (focus, coef, min_radius) of the thin-lens radius
+    optics(coefficients)        optics.thin_lens_coefficients(camera), on the engine
     weights(depth, optics, k, out=None)           -> (F, K, H, W)
     forward(x, weights, out=None)                 A x        -> (F, C, H, W)
     adjoint(y, weights, out=None, minus=None)     A^T (y - minus) -> (C, H, W)
