@@ -6,6 +6,8 @@ early with a message naming the parameter, instead of deep inside a kernel.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .optics import Camera
@@ -103,7 +105,48 @@ def as_depth_range(depth_range, camera=None):
         raise ValueError(f"depth_range must be finite and positive, got {depth_range!r}")
     if hi <= lo:
         raise ValueError(f"depth_range must be (near, far) with near < far, got {depth_range!r}")
+    if camera is not None and lo <= camera.focal_length:
+        raise ValueError(
+            f"depth_range starts at {lo:g} m, not beyond the focal length "
+            f"({camera.focal_length:g} m): the thin-lens model images nothing there; "
+            f"choose near > {camera.focal_length:g}")
     return lo, hi
+
+
+# Raw data after black-level subtraction dips below zero with noise; values
+# down to this fraction of the stack's peak are clipped with a warning.
+# Anything more negative cannot be an image.
+NEGATIVE_TOLERANCE = 0.05
+
+
+def check_stack_values(b, camera, name="stack"):
+    """What a stack to be *solved* must hold (float32 ``(F, H, W, C)``, finite).
+
+    Small negatives are clipped to 0 with a ``UserWarning``; larger ones
+    raise a ``ValueError``. A constant stack, or a camera with fewer than
+    two distinct focus distances, carries no depth information: a
+    ``UserWarning`` says so (the solver still runs). Returns the stack.
+    """
+    lo, hi = float(b.min()), float(b.max())
+    if lo < 0:
+        if lo < -NEGATIVE_TOLERANCE * max(hi, 1.0):
+            raise ValueError(
+                f"{name} has values down to {lo:g}; an image must be >= 0 (small negatives "
+                f"from black-level subtraction, no lower than -{NEGATIVE_TOLERANCE:g} x the peak, "
+                f"are clipped)")
+        warnings.warn(f"{name} has small negative values (down to {lo:g}); they are clipped "
+                      f"to 0", UserWarning, stacklevel=3)
+        b = np.maximum(b, np.float32(0))
+    if hi == lo:
+        warnings.warn(f"{name} is constant ({lo:g} everywhere): it carries no depth "
+                      f"information, so the depth map will be meaningless", UserWarning,
+                      stacklevel=3)
+    if len(set(camera.focus_distances)) < 2:
+        warnings.warn(
+            f"camera.focus_distances has fewer than two distinct values "
+            f"({list(camera.focus_distances)}): depth cannot be told from one focus "
+            f"setting, so the depth map will be meaningless", UserWarning, stacklevel=3)
+    return b
 
 
 def as_positive_int(value, name, minimum=1):

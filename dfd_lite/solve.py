@@ -97,10 +97,15 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     stack : array_like, shape (F, H, W, C) or (F, H, W)
         The focal stack, slice ``i`` focused at ``camera.focus_distances[i]``.
         uint8/uint16 are scaled to [0, 1]; float stacks are used as given
-        (values up to 1, or up to 255).
+        (values up to 1, or up to 255). Small negative values (down to 5 %
+        of the peak, as after black-level subtraction) are clipped to 0 with
+        a warning; more negative ones raise ``ValueError``. A constant stack,
+        or a camera with a single focus distance, gives a warning: there is
+        no depth information to recover.
     camera : Camera
     depth_range : (float, float)
-        ``(near, far)`` depths searched, metres.
+        ``(near, far)`` depths searched, metres; ``near`` must lie beyond the
+        focal length.
     kernel_size : int, optional
         PSF window; default from the image size (11 at 240 x 320).
     num_depths : int
@@ -140,7 +145,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     """
     V.check_camera(camera)
     b, gray = V.as_stack(stack, camera)
-    lo, hi = V.as_depth_range(depth_range)
+    b = V.check_stack_values(b, camera)
+    lo, hi = V.as_depth_range(depth_range, camera)
     h, w = b.shape[1:3]
     k = check_kernel_size(default_kernel_size(h, w) if kernel_size is None else kernel_size)
     if k > 2 * min(h, w) + 1:

@@ -127,3 +127,27 @@ def test_uint8_and_grayscale_stacks_are_accepted(stack):
     assert gray.aif.shape == (16, 20) and gray.depth.shape == (16, 20)
     scaled = _solve(stack * 255)      # a float stack in [0, 255] keeps its range
     assert scaled.aif.max() > 1.0
+
+
+def test_negative_stacks_clipped_when_small_refused_when_large(stack):
+    # black-level subtraction leaves small negatives: clipped, with a warning
+    dipped = stack - stack.min() - 0.02
+    with pytest.warns(UserWarning, match="small negative values"):
+        res = _solve(dipped)
+    assert np.isfinite(res.depth).all()
+    with pytest.raises(ValueError, match="stack has values down to -0.4"):
+        _solve(np.random.default_rng(0).random(stack.shape) - 0.5)
+
+
+def test_depth_range_inside_the_focal_length(stack):
+    with pytest.raises(ValueError, match="depth_range starts at 0.01 m, not beyond the focal"):
+        _solve(stack, depth_range=(0.01, 5.0))
+
+
+def test_stacks_without_depth_information_warn(stack):
+    with pytest.warns(UserWarning, match="constant"):
+        _solve(np.zeros_like(stack))
+    one_focus = dl.Camera(0.05, 8.0, 1.2e-5, [1.0] * 5, 2.0)
+    with pytest.warns(UserWarning, match="fewer than two distinct"):
+        dl.solve(stack, one_focus, kernel_size=5, num_depths=4, num_epochs=1,
+                 aif_num_iters=2, progress=False)
