@@ -109,22 +109,22 @@ def run_fista(engine, weights, b, x0, *, num_iters, lipschitz, lo, hi, momentum=
         engine.forward(z, weights, out=az)
         f_z = 0.5 * engine.sum_sq(az, b)
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t)) if momentum else 1.0
-        if monotone and f_z > f_x:
-            # keep x; y = x + (t / t_new) (z - x)
-            engine.extrapolate(x, z, -t / t_new, out=y)
-            engine.extrapolate(ax, az, -t / t_new, out=ay)
-        else:
+        accepted = not (monotone and f_z > f_x)
+        if accepted:
             # y = z + ((t - 1) / t_new) (z - x); then x = z
             beta = (t - 1.0) / t_new
             engine.extrapolate(z, x, beta, out=y)
             engine.extrapolate(az, ax, beta, out=ay)
             x, z, ax, az = z, x, az, ax
             f_prev, f_x = f_x, f_z
-            if rel_tol > 0 and abs(f_prev - f_x) <= rel_tol * max(f_prev, 1e-30):
-                history.append(f_x)
-                break
-        t = t_new
+        else:
+            # keep x; y = x + (t / t_new) (z - x)
+            engine.extrapolate(x, z, -t / t_new, out=y)
+            engine.extrapolate(ax, az, -t / t_new, out=ay)
         history.append(f_x)
+        if accepted and rel_tol > 0 and abs(f_prev - f_x) <= rel_tol * max(f_prev, 1e-30):
+            break
+        t = t_new
     return x, history
 
 

@@ -22,7 +22,6 @@ SIMULATED = bool(getattr(config, "ENABLE_CUDASIM", 0))
 
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
-INF = np.float32(np.inf)
 
 # Threads per block of the 2-D kernels: BLOCK_SIDE^2. The simulator runs
 # every thread as a Python thread; smaller blocks waste fewer of them at the
