@@ -13,7 +13,7 @@ import numpy as np
 from .optics import Camera
 
 
-def _as_array(value, name):
+def as_numeric_array(value, name):
     if isinstance(value, np.ndarray):
         arr = value
     else:
@@ -25,6 +25,11 @@ def _as_array(value, name):
                                  or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return arr
+
+
+# Image values beyond this cannot be an image, and their squared errors
+# overflow float32 sums.
+MAX_ABS_VALUE = 1e6
 
 
 def to_float32_image(arr, name):
@@ -39,6 +44,10 @@ def to_float32_image(arr, name):
         arr = arr.astype(np.float32, copy=False)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf values")
+    if arr.size and float(np.max(np.abs(arr))) > MAX_ABS_VALUE:
+        raise ValueError(f"{name} has values of magnitude up to {float(np.max(np.abs(arr))):g}; "
+                         f"images are expected in [0, 1] or [0, 255] (at most "
+                         f"{MAX_ABS_VALUE:g}, beyond which squared errors overflow float32)")
     return arr
 
 
@@ -50,7 +59,7 @@ def check_camera(camera):
 
 def as_image(image, name="aif"):
     """Return ``(x, gray)``: x is float32 ``(H, W, C)``; gray tells if the input was 2-D."""
-    arr = _as_array(image, name)
+    arr = as_numeric_array(image, name)
     if arr.ndim == 2:
         arr, gray = arr[:, :, None], True
     elif arr.ndim == 3:
@@ -59,16 +68,26 @@ def as_image(image, name="aif"):
         raise ValueError(f"{name} must have shape (H, W) or (H, W, C), got {arr.shape}")
     if min(arr.shape) == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    _refuse_rgba(arr, name)
     return to_float32_image(arr, name), gray
+
+
+def _refuse_rgba(arr, name):
+    # Four channels are read as RGBA. Alpha is not light: it carries no
+    # defocus, and blurring it as if it did would bias the depth. Refused
+    # rather than dropped, so nothing happens to the data silently.
+    if arr.ndim >= 3 and arr.shape[-1] == 4:
+        raise ValueError(f"{name} has 4 channels, read as RGBA; alpha carries no defocus "
+                         f"information: pass {name}[..., :3]")
 
 
 def as_depth(depth, name="depth", shape=None):
     """Float32 ``(H, W)`` depth map in metres, finite and positive."""
-    arr = _as_array(depth, name)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape (H, W), got {arr.shape}")
+    arr = as_numeric_array(depth, name)
+    if arr.ndim != 2 or min(arr.shape) == 0:
+        raise ValueError(f"{name} must have shape (H, W) with H, W >= 1, got {arr.shape}")
     if shape is not None and arr.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {arr.shape} but the image is {tuple(shape)}")
+        raise ValueError(f"{name} has shape {arr.shape} but the image (aif) is {tuple(shape)}")
     arr = arr.astype(np.float32, copy=False)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf values")
@@ -79,7 +98,7 @@ def as_depth(depth, name="depth", shape=None):
 
 def as_stack(stack, camera=None, name="stack"):
     """Return ``(b, gray)``: b is float32 ``(F, H, W, C)``."""
-    arr = _as_array(stack, name)
+    arr = as_numeric_array(stack, name)
     if arr.ndim == 3:
         arr, gray = arr[..., None], True
     elif arr.ndim == 4:
@@ -89,6 +108,7 @@ def as_stack(stack, camera=None, name="stack"):
             f"{name} must have shape (F, H, W) or (F, H, W, C), got {arr.ndim} dimensions {arr.shape}")
     if min(arr.shape) == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    _refuse_rgba(arr, name)
     if camera is not None and arr.shape[0] != camera.num_planes:
         raise ValueError(
             f"{name} has {arr.shape[0]} slices but camera.focus_distances has "
@@ -119,13 +139,14 @@ def as_depth_range(depth_range, camera=None):
 NEGATIVE_TOLERANCE = 0.05
 
 
-def check_stack_values(b, camera, name="stack"):
+def check_stack_values(b, camera, name="stack", stacklevel=3):
     """What a stack to be *solved* must hold (float32 ``(F, H, W, C)``, finite).
 
     Small negatives are clipped to 0 with a ``UserWarning``; larger ones
     raise a ``ValueError``. A constant stack, or a camera with fewer than
     two distinct focus distances, carries no depth information: a
-    ``UserWarning`` says so (the solver still runs). Returns the stack.
+    ``UserWarning`` says so (the solver still runs). ``stacklevel`` points
+    the warnings at the user's call. Returns the stack.
     """
     lo, hi = float(b.min()), float(b.max())
     if lo < 0:
@@ -135,18 +156,45 @@ def check_stack_values(b, camera, name="stack"):
                 f"from black-level subtraction, no lower than -{NEGATIVE_TOLERANCE:g} x the peak, "
                 f"are clipped)")
         warnings.warn(f"{name} has small negative values (down to {lo:g}); they are clipped "
-                      f"to 0", UserWarning, stacklevel=3)
+                      f"to 0", UserWarning, stacklevel=stacklevel)
         b = np.maximum(b, np.float32(0))
     if hi == lo:
         warnings.warn(f"{name} is constant ({lo:g} everywhere): it carries no depth "
                       f"information, so the depth map will be meaningless", UserWarning,
-                      stacklevel=3)
+                      stacklevel=stacklevel)
     if len(set(camera.focus_distances)) < 2:
         warnings.warn(
             f"camera.focus_distances has fewer than two distinct values "
             f"({list(camera.focus_distances)}): depth cannot be told from one focus "
-            f"setting, so the depth map will be meaningless", UserWarning, stacklevel=3)
+            f"setting, so the depth map will be meaningless", UserWarning, stacklevel=stacklevel)
     return b
+
+
+def as_real(value, name, *, above=None, at_least=None):
+    """A finite real number (not a bool), optionally ``> above`` or ``>= at_least``."""
+    if isinstance(value, (bool, np.bool_)) or \
+            not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if above is not None and not v > above:
+        raise ValueError(f"{name} must be > {above:g}, got {value!r}")
+    if at_least is not None and not v >= at_least:
+        raise ValueError(f"{name} must be >= {at_least:g}, got {value!r}")
+    return v
+
+
+def as_seed(seed, name="seed"):
+    """A seed for ``numpy.random.default_rng``: a non-negative int or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative integer or a numpy Generator, "
+                        f"got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"{name} must be >= 0, got {seed}")
+    return int(seed)
 
 
 def as_positive_int(value, name, minimum=1):

@@ -60,8 +60,7 @@ def lipschitz_constant(op, *, num_iters: int = 20, seed: int = 0, safety: float 
     float
     """
     num_iters = V.as_positive_int(num_iters, "num_iters")
-    if not (np.isscalar(safety) and np.isfinite(safety) and safety >= 1.0):
-        raise ValueError(f"safety must be a number >= 1, got {safety!r}")
+    safety = V.as_real(safety, "safety", at_least=1.0)
     return power_iteration(op.engine, op.weights, op.image_shape, num_iters=num_iters,
                            seed=seed, safety=safety)
 
@@ -165,11 +164,13 @@ def fista(op, stack, *, num_iters: int = 200, x0=None, lipschitz=None, bounds=(0
         raise ValueError(f"stack has images of shape {b.shape[1:3]} but the operator "
                          f"works on {op.image_shape}")
     num_iters = V.as_positive_int(num_iters, "num_iters", minimum=0)
-    lo, hi = (float(v) for v in bounds)
+    try:
+        lo, hi = (V.as_real(v, "bounds") for v in bounds)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"bounds must be a pair (lo, hi) of finite numbers: {err}") from None
     if not lo < hi:
         raise ValueError(f"bounds must be (lo, hi) with lo < hi, got {bounds!r}")
-    if not (np.isscalar(rel_tol) and np.isfinite(rel_tol) and rel_tol >= 0):
-        raise ValueError(f"rel_tol must be a number >= 0, got {rel_tol!r}")
+    rel_tol = V.as_real(rel_tol, "rel_tol", at_least=0.0)
     bp = np.moveaxis(b, -1, 1)
     if x0 is None:
         x = bp.mean(axis=0)
@@ -181,8 +182,7 @@ def fista(op, stack, *, num_iters: int = 200, x0=None, lipschitz=None, bounds=(0
     x = np.clip(x, lo, hi).astype(np.float32)
     if lipschitz is None:
         lipschitz = lipschitz_constant(op)
-    if not (np.isscalar(lipschitz) and np.isfinite(lipschitz) and lipschitz > 0):
-        raise ValueError(f"lipschitz must be a positive number, got {lipschitz!r}")
+    lipschitz = V.as_real(lipschitz, "lipschitz", above=0.0)
     eng = op.engine
     x, hist = run_fista(eng, op.weights, eng.asarray(bp), eng.asarray(x), num_iters=num_iters,
                         lipschitz=float(lipschitz), lo=lo, hi=hi, momentum=momentum,

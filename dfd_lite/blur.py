@@ -31,7 +31,7 @@ import scipy.sparse.linalg as spla
 from . import _validate as V
 from . import engines
 from .engines._scalar import gaussian_taps
-from .optics import Camera, check_kernel_size, coc_radius, default_kernel_size, \
+from .optics import Camera, check_kernel_size, coc_radius, resolve_kernel_size, \
     thin_lens_coefficients
 
 __all__ = [
@@ -60,7 +60,10 @@ def gaussian_weights(radius, kernel_size: int):
     ndarray, shape ``S + (K,)``, float32
         ``w`` with ``w.sum(-1) == 1``; the 2-D PSF is ``w[:, None] * w[None, :]``.
     """
-    return gaussian_taps(radius, check_kernel_size(kernel_size))
+    r = V.as_numeric_array(radius, "radius").astype(np.float64)
+    if not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ValueError("radius must be finite and >= 0 (pixels)")
+    return gaussian_taps(r, check_kernel_size(kernel_size))
 
 
 class BlurOperator:
@@ -101,8 +104,7 @@ class BlurOperator:
         self.depth = V.as_depth(depth)
         self.camera = camera
         h, w = self.depth.shape
-        self.kernel_size = check_kernel_size(
-            default_kernel_size(h, w) if kernel_size is None else kernel_size)
+        self.kernel_size = resolve_kernel_size(kernel_size, (h, w))
         self.engine = engines.resolve(backend)
         self.weights = self.engine.weights(self.engine.asarray(self.depth),
                                            self.engine.optics(thin_lens_coefficients(camera)),
@@ -237,7 +239,7 @@ def blur_matrix(depth, camera: Camera, *, kernel_size=None, max_pixels: int = 20
     V.check_camera(camera)
     z = V.as_depth(depth)
     h, w = z.shape
-    k = check_kernel_size(default_kernel_size(h, w) if kernel_size is None else kernel_size)
+    k = resolve_kernel_size(kernel_size, (h, w))
     if h * w > max_pixels:
         raise ValueError(f"depth has {h * w} pixels; blur_matrix is for small images "
                          f"(max_pixels={max_pixels})")
@@ -307,8 +309,11 @@ def render_stack(aif, depth, camera: Camera, *, kernel_size=None, noise_std: flo
     """
     x, gray = V.as_image(aif, "aif")
     z = V.as_depth(depth, shape=x.shape[:2])
-    if not np.isscalar(noise_std) or not np.isfinite(noise_std) or noise_std < 0:
-        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+    noise_std = V.as_real(noise_std, "noise_std", at_least=0.0)
+    if noise_std > V.MAX_ABS_VALUE:
+        raise ValueError(f"noise_std must be at most {V.MAX_ABS_VALUE:g} (image units), "
+                         f"got {noise_std:g}")
+    seed = V.as_seed(seed)
     op = BlurOperator(z, camera, kernel_size=kernel_size, backend=backend)
     stack = op.forward(x[..., 0] if gray else x)
     if noise_std > 0:

@@ -90,7 +90,7 @@ def synthetic_scene(shape=(96, 128), *, seed: int = 0, flat_patch: bool = False)
     Scene
     """
     h, w = _check_shape(shape)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(V.as_seed(seed))
     yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
     depth = 4.5 + 1.0 * yy
     depth = np.where((xx > 0.06) & (xx < 0.32) & (yy > 0.15) & (yy < 0.85), 1.2, depth)

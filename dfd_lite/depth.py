@@ -30,8 +30,7 @@ from . import _validate as V
 from . import engines
 from .engines import _scalar
 from .engines._scalar import GOLDEN
-from .optics import Camera, check_kernel_size, coc_radius, default_kernel_size, \
-    thin_lens_coefficients
+from .optics import Camera, coc_radius, resolve_kernel_size, thin_lens_coefficients
 
 __all__ = [
     "depth_candidates",
@@ -96,10 +95,13 @@ def golden_section_search(fn, lo: float, hi: float, *, xtol: float = 1e-2,
     (float, float)
         The best point evaluated and its value.
     """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    lo, hi = V.as_real(lo, "lo"), V.as_real(hi, "hi")
     if not hi > lo:
         raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
-    if not xtol > 0:
-        raise ValueError(f"xtol must be positive, got {xtol!r}")
+    xtol = V.as_real(xtol, "xtol", above=0.0)
+    num_iters = V.as_positive_int(num_iters, "num_iters", minimum=0)
     c = hi - GOLDEN * (hi - lo)
     d = lo + GOLDEN * (hi - lo)
     fc, fd = fn(c), fn(d)
@@ -205,11 +207,12 @@ def _prepare(aif, stack, camera, kernel_size, backend):
     """Validated inputs on the engine: ``(search, x)``."""
     V.check_camera(camera)
     b, _ = V.as_stack(stack, camera)
+    b = V.check_stack_values(b, camera, stacklevel=4)   # user -> public function -> here
     x, _ = V.as_image(aif, "aif")
     if x.shape != b.shape[1:]:
         raise ValueError(f"aif has shape {x.shape} but the stack's images are {b.shape[1:]}")
     h, w = x.shape[:2]
-    k = check_kernel_size(default_kernel_size(h, w) if kernel_size is None else kernel_size)
+    k = resolve_kernel_size(kernel_size, (h, w))
     eng = engines.resolve(backend)
     search = DepthSearch(eng, eng.asarray(np.moveaxis(b, -1, 1)), camera, k)
     return search, eng.asarray(np.moveaxis(x, -1, 0))
@@ -223,13 +226,17 @@ def check_window(window):
     return window
 
 
-def check_candidates(candidates):
-    """Candidate depths: float32, 1-D, at least 2, finite, positive, strictly increasing."""
-    cands = np.asarray(candidates, dtype=np.float64)
+def check_candidates(candidates, camera=None):
+    """Candidate depths: float32, 1-D, at least 2, finite, strictly increasing, and
+    beyond the focal length (positive when no camera is given)."""
+    cands = V.as_numeric_array(candidates, "candidates").astype(np.float64)
     if cands.ndim != 1 or cands.size < 2:
         raise ValueError("candidates must be a 1-D array of at least 2 depths")
     if not np.all(np.isfinite(cands)) or np.any(cands <= 0) or np.any(np.diff(cands) <= 0):
         raise ValueError("candidates must be finite, positive and strictly increasing")
+    if camera is not None and cands[0] <= camera.focal_length:
+        raise ValueError(f"candidates start at {cands[0]:g} m, not beyond the focal length "
+                         f"({camera.focal_length:g} m): the thin-lens model images nothing there")
     cands32 = cands.astype(np.float32)
     if np.any(np.diff(cands32) <= 0):
         raise ValueError("candidates are closer than float32 can tell apart")
@@ -237,9 +244,7 @@ def check_candidates(candidates):
 
 
 def check_depth_tol(depth_tol):
-    if not (np.isscalar(depth_tol) and np.isfinite(depth_tol) and depth_tol > 0):
-        raise ValueError(f"depth_tol must be a positive number of metres, got {depth_tol!r}")
-    return float(depth_tol)
+    return V.as_real(depth_tol, "depth_tol", above=0.0)
 
 
 def pixel_loss(aif, stack, depth, camera: Camera, *, kernel_size=None, backend="auto"):
@@ -274,7 +279,7 @@ def depth_loss_volume(aif, stack, camera: Camera, candidates, *, kernel_size=Non
     ndarray, shape (len(candidates), H, W), float32
     """
     search, x = _prepare(aif, stack, camera, kernel_size, backend)
-    cands = np.asarray(candidates, dtype=np.float64)
+    cands = V.as_numeric_array(candidates, "candidates").astype(np.float64)
     if cands.ndim != 1 or cands.size == 0 or np.any(cands <= 0) or not np.all(np.isfinite(cands)):
         raise ValueError("candidates must be a non-empty 1-D array of positive depths")
     eng = search.engine
@@ -310,7 +315,7 @@ def grid_search(aif, stack, camera: Camera, candidates, *, kernel_size=None, win
     loss : ndarray, shape (H, W), float32
         Its (windowed) loss.
     """
-    cands = check_candidates(candidates)
+    cands = check_candidates(candidates, V.check_camera(camera))
     window = check_window(window)
     search, x = _prepare(aif, stack, camera, kernel_size, backend)
     index, loss = search.grid(x, cands, window)
@@ -338,10 +343,10 @@ def golden_section_refine(aif, stack, camera: Camera, candidates, index, *, kern
     loss : ndarray, shape (H, W), float32
         Per-pixel loss at ``depth``; never above the loss at the grid depth.
     """
-    cands = check_candidates(candidates)
+    cands = check_candidates(candidates, V.check_camera(camera))
     depth_tol = check_depth_tol(depth_tol)
     search, x = _prepare(aif, stack, camera, kernel_size, backend)
-    idx = np.asarray(index)
+    idx = V.as_numeric_array(index, "index")
     if idx.shape != search.shape or not np.issubdtype(idx.dtype, np.integer):
         raise ValueError(f"index must be an integer array of shape {search.shape}")
     if idx.min() < 0 or idx.max() >= cands.size:
@@ -401,7 +406,7 @@ def depth_step(aif, stack, camera: Camera, candidates, *, kernel_size=None, wind
     DepthResult
         Host arrays. The depth map is ``result.depth``.
     """
-    cands = check_candidates(candidates)
+    cands = check_candidates(candidates, V.check_camera(camera))
     window = check_window(window)
     depth_tol = check_depth_tol(depth_tol)
     search, x = _prepare(aif, stack, camera, kernel_size, backend)

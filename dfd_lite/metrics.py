@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _validate as V
+
 __all__ = ["depth_metrics", "psnr"]
 
 
 def _valid(pred, gt, mask, name_pred, name_gt):
-    p = np.asarray(pred, dtype=np.float64)
-    g = np.asarray(gt, dtype=np.float64)
+    p = V.as_numeric_array(pred, name_pred).astype(np.float64)
+    g = V.as_numeric_array(gt, name_gt).astype(np.float64)
     if p.shape != g.shape:
         raise ValueError(f"{name_pred} has shape {p.shape} but {name_gt} has {g.shape}")
     valid = np.isfinite(g) & np.isfinite(p)
@@ -69,8 +71,9 @@ def psnr(image, reference, *, data_range: float = 1.0, mask=None):
     -------
     float
     """
-    a = np.asarray(image, dtype=np.float64)
-    b = np.asarray(reference, dtype=np.float64)
+    data_range = V.as_real(data_range, "data_range", above=0.0)
+    a = V.as_numeric_array(image, "image").astype(np.float64)
+    b = V.as_numeric_array(reference, "reference").astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"image has shape {a.shape} but reference has {b.shape}")
     if mask is not None:
@@ -79,4 +82,5 @@ def psnr(image, reference, *, data_range: float = 1.0, mask=None):
             raise ValueError(f"mask has shape {m.shape}, expected {a.shape[:2]}")
         a, b = a[m], b[m]
     mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
+    # in logs: data_range ** 2 overflows for absurd ranges
+    return float("inf") if mse == 0 else float(20 * np.log10(data_range) - 10 * np.log10(mse))

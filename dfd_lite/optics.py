@@ -16,8 +16,24 @@ __all__ = [
     "coc_radius",
     "default_kernel_size",
     "check_kernel_size",
+    "resolve_kernel_size",
     "thin_lens_coefficients",
 ]
+
+
+def _real_array(name, value):
+    """``value`` as a float64 array of finite numbers, or an error naming ``name``."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):  # ragged sequences
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iuf":  # not bool, complex, strings or objects
+        raise TypeError(f"{name} must be real numbers, got {type(value).__name__} "
+                        f"of dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite")
+    return arr
 
 
 def _positive_finite(name: str, value) -> float:
@@ -154,9 +170,15 @@ def coc_diameter(depth, focus_distance, focal_length, aperture):
     ndarray
         CoC diameter in metres, same shape as the broadcast inputs.
     """
-    z = np.asarray(depth, dtype=np.float64)
-    zf = np.asarray(focus_distance, dtype=np.float64)
-    return aperture * np.abs(z - zf) / z * focal_length / (zf - focal_length)
+    z = _real_array("depth", depth)
+    zf = _real_array("focus_distance", focus_distance)
+    f = _positive_finite("focal_length", focal_length)
+    d = _positive_finite("aperture", aperture)
+    if np.any(z <= 0):
+        raise ValueError("depth must be positive (metres)")
+    if np.any(zf <= f):
+        raise ValueError(f"focus_distance must be beyond the focal length ({f} m)")
+    return d * np.abs(z - zf) / z * f / (zf - f)
 
 
 def coc_radius(depth, camera: Camera, clamp: bool = True):
@@ -178,8 +200,8 @@ def coc_radius(depth, camera: Camera, clamp: bool = True):
     """
     if not isinstance(camera, Camera):
         raise TypeError(f"camera must be a dfd_lite.Camera, got {type(camera).__name__}")
-    z = np.asarray(depth, dtype=np.float64)
-    if not np.all(np.isfinite(z)) or np.any(z <= 0):
+    z = _real_array("depth", depth)
+    if np.any(z <= 0):
         raise ValueError("depth must be finite and positive (metres)")
     zf = np.asarray(camera.focus_distances).reshape((-1,) + (1,) * z.ndim)
     r = coc_diameter(z[None], zf, camera.focal_length, camera.aperture) / (2 * camera.pixel_size)
@@ -218,6 +240,11 @@ def default_kernel_size(height: int, width: int) -> int:
     11 for 240 x 320 images, 23 for 480 x 640. Blurs wider than about
     ``K / 4`` are truncated by this window.
     """
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be a positive integer, got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     k = max(7, int(round(0.039 * (int(width) + int(height)) / 2)))
     return k if k % 2 == 1 else k + 1
 
@@ -229,4 +256,23 @@ def check_kernel_size(kernel_size) -> int:
     k = int(kernel_size)
     if k < 3 or k % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer >= 3, got {k}")
+    return k
+
+
+def resolve_kernel_size(kernel_size, shape) -> int:
+    """The PSF window for images of ``shape`` ``(H, W)``.
+
+    ``None`` gives :func:`default_kernel_size`, capped at ``2 max(H, W) + 1``
+    (and at least 3). A given size is checked (:func:`check_kernel_size`)
+    and refused beyond that cap: wider windows only read the zero padding,
+    at a cost quadratic in the width.
+    """
+    h, w = (int(v) for v in shape)
+    largest = 2 * max(h, w) + 1
+    if kernel_size is None:
+        return max(3, min(default_kernel_size(h, w), largest))
+    k = check_kernel_size(kernel_size)
+    if k > largest:
+        raise ValueError(f"kernel_size {k} is wider than a {h} x {w} image can use (at most "
+                         f"{largest}): the extra taps would only read the zero padding")
     return k

@@ -28,7 +28,7 @@ from . import engines
 from .aif import focus_stack, power_iteration, run_fista
 from .depth import DepthSearch, check_candidates, check_depth_tol, check_window, \
     depth_candidates
-from .optics import Camera, check_kernel_size, default_kernel_size
+from .optics import Camera, resolve_kernel_size
 
 __all__ = ["solve", "SolveResult", "StepRecord"]
 
@@ -148,7 +148,9 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     b = V.check_stack_values(b, camera)
     lo, hi = V.as_depth_range(depth_range, camera)
     h, w = b.shape[1:3]
-    k = check_kernel_size(default_kernel_size(h, w) if kernel_size is None else kernel_size)
+    k = resolve_kernel_size(kernel_size, (h, w))
+    if kernel_size is None:  # the default fits any image
+        k = min(k, 2 * min(h, w) + 1)
     if k > 2 * min(h, w) + 1:
         raise ValueError(f"kernel_size {k} is larger than the image ({h} x {w}) allows")
     cands = check_candidates(depth_candidates((lo, hi), num_depths, spacing=spacing))
@@ -156,8 +158,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     aif_num_iters = V.as_positive_int(aif_num_iters, "aif_num_iters", minimum=0)
     window = check_window(window)
     depth_tol = check_depth_tol(depth_tol)
-    if not (np.isscalar(aif_growth) and np.isfinite(aif_growth) and aif_growth > 0):
-        raise ValueError(f"aif_growth must be a positive number, got {aif_growth!r}")
+    aif_growth = V.as_real(aif_growth, "aif_growth", above=0.0)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
     peak = float(b.max())

@@ -151,3 +151,30 @@ def test_stacks_without_depth_information_warn(stack):
     with pytest.warns(UserWarning, match="fewer than two distinct"):
         dl.solve(stack, one_focus, kernel_size=5, num_depths=4, num_epochs=1,
                  aif_num_iters=2, progress=False)
+
+
+def test_rgba_is_refused_with_a_hint(stack):
+    rgba = np.concatenate([stack, np.ones_like(stack[..., :1])], axis=-1)
+    with pytest.raises(ValueError, match=r"4 channels, read as RGBA.*stack\[\.\.\., :3\]"):
+        _solve(rgba)
+    with pytest.raises(ValueError, match="aif has 4 channels"):
+        dl.render_stack(np.ones((16, 20, 4)), np.full((16, 20), 2.0), CAM, kernel_size=5)
+
+
+def test_depth_functions_check_the_stack_and_candidates_too(stack):
+    aif = np.ones(stack.shape[1:], np.float32) * 0.5
+    with pytest.raises(ValueError, match="stack has values down to"):
+        dl.grid_search(aif, stack - 1.0, CAM, [1.0, 2.0], kernel_size=5)
+    with pytest.raises(ValueError, match="candidates start at 0.03 m"):
+        dl.depth_step(aif, stack, CAM, [0.03, 1.0, 2.0], kernel_size=5)
+    with pytest.warns(UserWarning, match="constant"):
+        dl.grid_search(aif, np.full_like(stack, 0.3), CAM, [1.0, 2.0], kernel_size=5)
+
+
+def test_scalar_options_name_themselves(stack):
+    with pytest.raises(TypeError, match="depth_tol must be a real number"):
+        _solve(stack, depth_tol="1cm")
+    with pytest.raises(TypeError, match="seed must be a non-negative integer"):
+        dl.synthetic_scene((8, 8), seed=1.5)
+    with pytest.raises(ValueError, match="aif has values of magnitude up to 1e\\+30"):
+        dl.render_stack(np.full((8, 8), 1e30), np.full((8, 8), 2.0), CAM, kernel_size=3)
