@@ -13,9 +13,10 @@ engine from :mod:`~dfd_lite.engines` (Numba on the CPU, numba-cuda on a
 GPU). :mod:`dfd_lite.teaching` holds the course tools.
 """
 
-from .optics import Camera, coc_diameter, coc_radius, default_kernel_size
+from .optics import Camera, coc_diameter, coc_radius, default_kernel_size, psf_radius
 from .blur import (BlurOperator, DotTestResult, blur_constant, blur_matrix, dot_test,
-                   gaussian_weights, render_stack)
+                   gaussian_weights, psf_weights, render_stack)
+from .render import render_physical, thin_lens_magnification
 from .aif import FistaResult, fista, focus_stack, lipschitz_constant, sharpness
 from .depth import (DepthResult, depth_candidates, depth_loss_volume, depth_step,
                     golden_section_refine, golden_section_search, grid_search, pixel_loss)
@@ -28,9 +29,10 @@ from .engines import cuda_available
 __version__ = "0.2.0"
 
 __all__ = [
-    "Camera", "coc_diameter", "coc_radius", "default_kernel_size",
+    "Camera", "coc_diameter", "coc_radius", "default_kernel_size", "psf_radius",
     "BlurOperator", "DotTestResult", "blur_constant", "blur_matrix", "dot_test",
-    "gaussian_weights", "render_stack",
+    "gaussian_weights", "psf_weights", "render_stack", "render_physical",
+    "thin_lens_magnification",
     "FistaResult", "fista", "focus_stack", "lipschitz_constant", "sharpness",
     "DepthResult", "depth_candidates", "depth_loss_volume", "depth_step",
     "golden_section_refine", "golden_section_search", "grid_search", "pixel_loss",

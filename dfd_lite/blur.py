@@ -1,13 +1,17 @@
 """The thin-lens blur model as a linear operator ``b = A(Z) x``.
 
-Gather form: output pixel ``p`` of slice ``i`` is a Gaussian-weighted sum
-of the all-in-focus image around ``p``, with sigma set by the depth at
+Gather form: output pixel ``p`` of slice ``i`` is a PSF-weighted sum of
+the all-in-focus image around ``p``, the PSF's size set by the depth at
 ``p`` itself::
 
-    b_i(p) = sum_o G_{r_i(p)}(o) x(p + o),   o in a K x K window
+    b_i(p) = sum_o h_{r_i(p)}(o) x(p + o),   o in a K x K window
 
-The 2-D kernel is the outer product of one 1-D Gaussian with itself,
-normalised to sum to 1 over the window. Pixels outside the image are zero.
+``camera.psf`` picks ``h``: the paper's Gaussian (the outer product of one
+1-D Gaussian with itself, normalised over the window) or the disc of
+geometric optics (each row a box of the disc's exact strip area, summed
+with prefix sums so a radius-r disc costs O(r) per pixel). The radius is
+``camera.blur_scale`` times the thin-lens blur radius. Pixels outside the
+image are zero.
 
 Three implementations of the same operator live here:
 
@@ -30,12 +34,13 @@ import scipy.sparse.linalg as spla
 
 from . import _validate as V
 from . import engines
-from .engines._scalar import gaussian_taps
-from .optics import Camera, check_kernel_size, coc_radius, resolve_kernel_size, \
+from .engines._scalar import gaussian_taps, psf_taps
+from .optics import PSF_SHAPES, Camera, check_kernel_size, psf_radius, resolve_kernel_size, \
     thin_lens_coefficients
 
 __all__ = [
     "gaussian_weights",
+    "psf_weights",
     "BlurOperator",
     "blur_matrix",
     "blur_constant",
@@ -66,6 +71,37 @@ def gaussian_weights(radius, kernel_size: int):
     return gaussian_taps(r, check_kernel_size(kernel_size))
 
 
+def psf_weights(radius, kernel_size: int, *, psf: str = "gaussian"):
+    """The model's 2-D PSF of the given radius in a ``kernel_size`` window.
+
+    For ``"gaussian"`` the outer product of :func:`gaussian_weights`. For
+    ``"disc"``, the disc as the operator computes it: each row ``dy`` is a
+    centred box holding exactly the disc's area between ``dy - 1/2`` and
+    ``dy + 1/2``, its end pixels weighted by the fraction they cover. Row
+    sums are exact; :func:`dfd_lite.psf.disc_psf` (true pixel coverage,
+    used by the physical renderer) differs only in how each row's ends are
+    spread.
+
+    Parameters
+    ----------
+    radius : array_like, shape ``S``
+        PSF radius in pixels (>= 0).
+    kernel_size : int
+        Odd window ``K``.
+    psf : {"gaussian", "disc"}
+
+    Returns
+    -------
+    ndarray, shape ``S + (K, K)``, float32, each PSF summing to 1
+    """
+    r = V.as_numeric_array(radius, "radius").astype(np.float64)
+    if not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ValueError("radius must be finite and >= 0 (pixels)")
+    if psf not in PSF_SHAPES:
+        raise ValueError(f"psf must be one of {PSF_SHAPES}, got {psf!r}")
+    return psf_taps(r, check_kernel_size(kernel_size), psf)
+
+
 class BlurOperator:
     """Matrix-free linear operator ``A(Z)`` for a fixed depth map.
 
@@ -77,14 +113,17 @@ class BlurOperator:
     kernel_size : int, optional
         Odd PSF window ``K``; default :func:`default_kernel_size` of the image.
     backend : {"auto", "cpu", "cuda"} or engine, optional
-        Where the kernels run; ``"auto"`` uses CUDA when a GPU is available.
+        Where the kernels run; ``"auto"`` uses CUDA when a GPU is available
+        and implements ``camera.psf`` (the disc runs on the CPU so far).
 
     Attributes
     ----------
     engine : engine
         The :mod:`dfd_lite.engines` engine the operator runs on.
     weights : engine array, shape (F, K, H, W), float32
-        Per-pixel 1-D Gaussian weights, on the engine's device.
+        Per-pixel 1-D Gaussian weights on the engine's device; for the disc
+        a :class:`~dfd_lite.engines.cpu.DiscWeights` (row half-widths and
+        ``1 / area``).
     shape : (int, int)
         ``(F * H * W, H * W)``: the operator on one channel of a flattened
         image. Channels are blurred independently with the same weights.
@@ -105,9 +144,9 @@ class BlurOperator:
         self.camera = camera
         h, w = self.depth.shape
         self.kernel_size = resolve_kernel_size(kernel_size, (h, w))
-        self.engine = engines.resolve(backend)
+        self.engine = engines.resolve(backend, psf=camera.psf)
         self.weights = self.engine.weights(self.engine.asarray(self.depth),
-                                           self.engine.optics(thin_lens_coefficients(camera)),
+                                           self.engine.optics(thin_lens_coefficients(camera), camera.psf),
                                            self.kernel_size)
 
     @property
@@ -118,7 +157,7 @@ class BlurOperator:
     @property
     def radii(self):
         """Blur radius of every output pixel in every slice, shape (F, H, W), pixels."""
-        return coc_radius(self.depth, self.camera)
+        return psf_radius(self.depth, self.camera)
 
     @property
     def image_shape(self):
@@ -244,7 +283,7 @@ def blur_matrix(depth, camera: Camera, *, kernel_size=None, max_pixels: int = 20
         raise ValueError(f"depth has {h * w} pixels; blur_matrix is for small images "
                          f"(max_pixels={max_pixels})")
     n_f, half = camera.num_planes, k // 2
-    wts = gaussian_weights(coc_radius(z, camera), k)  # (F, H, W, K)
+    wts = psf_taps(psf_radius(z, camera), k, camera.psf)  # (F, H, W, K, K)
     yy, xx = np.mgrid[0:h, 0:w]
     rows, cols, vals = [], [], []
     for i in range(n_f):
@@ -254,29 +293,37 @@ def blur_matrix(depth, camera: Camera, *, kernel_size=None, max_pixels: int = 20
                 inside = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
                 rows.append(i * h * w + (yy * w + xx)[inside])
                 cols.append((qy * w + qx)[inside])
-                vals.append((wts[i, :, :, a] * wts[i, :, :, b])[inside])
+                vals.append(wts[i, :, :, a, b][inside])
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                          shape=(n_f * h * w, h * w), dtype=np.float32)
 
 
-def blur_constant(image, radius: float, *, kernel_size: int):
-    """Blur with one Gaussian everywhere, as two 1-D zero-padded passes.
+def blur_constant(image, radius: float, *, kernel_size: int, psf: str = "gaussian"):
+    """Blur with one PSF everywhere, zero outside the image.
 
-    Equal to :class:`BlurOperator` for a constant depth whose blur radius
-    is ``radius``.
+    Equal to :class:`BlurOperator` for a constant depth whose PSF radius
+    is ``radius``. The Gaussian runs as two 1-D passes, the disc as one 2-D
+    correlation with the model's disc (:func:`psf_weights`).
 
     Parameters
     ----------
     image : array_like, shape (H, W) or (H, W, C)
     radius : float
-        Gaussian sigma in pixels.
+        PSF radius in pixels: the Gaussian's sigma or the disc's radius.
     kernel_size : int
+    psf : {"gaussian", "disc"}
 
     Returns
     -------
     ndarray, same shape as ``image``, float32
     """
     x, gray = V.as_image(image, "image")
+    if psf not in PSF_SHAPES:
+        raise ValueError(f"psf must be one of {PSF_SHAPES}, got {psf!r}")
+    if psf == "disc":
+        kernel = psf_weights(float(radius), kernel_size, psf="disc")
+        out = ndi.correlate(x, kernel[:, :, None], mode="constant", cval=0.0)
+        return out[..., 0] if gray else out
     w = gaussian_weights(float(radius), kernel_size)
     out = ndi.correlate1d(x, w, axis=0, mode="constant", cval=0.0)
     out = ndi.correlate1d(out, w, axis=1, mode="constant", cval=0.0)

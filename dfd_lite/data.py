@@ -174,7 +174,8 @@ def save_stack(path, stack, camera: Camera, *, depth=None, aif=None):
     b, _ = V.as_stack(stack, V.check_camera(camera))
     arrays = {"stack": b, "focus_distances": np.asarray(camera.focus_distances),
               "optics": np.array([camera.focal_length, camera.f_number, camera.pixel_size,
-                                  camera.min_radius])}
+                                  camera.min_radius, camera.blur_scale]),
+              "psf": np.array(camera.psf)}
     if depth is not None:
         arrays["depth"] = V.as_depth(depth, shape=b.shape[1:3])
     if aif is not None:
@@ -195,9 +196,12 @@ def load_stack(path):
         missing = {"stack", "focus_distances", "optics"} - set(f.files)
         if missing:
             raise ValueError(f"{path} is not a dfd_lite stack file: missing {sorted(missing)}")
-        fl, n, ps, rmin = (float(v) for v in f["optics"])
+        optics = [float(v) for v in f["optics"]]
+        # files from version 0.2 have no PSF: they used the paper's Gaussian
+        fl, n, ps, rmin, scale = optics if len(optics) == 5 else optics + [1.0]
+        psf = str(f["psf"]) if "psf" in f.files else "gaussian"
         out = {"stack": f["stack"].astype(np.float32),
-               "camera": Camera(fl, n, ps, tuple(f["focus_distances"]), rmin)}
+               "camera": Camera(fl, n, ps, tuple(f["focus_distances"]), rmin, psf, scale)}
         for key in ("depth", "aif"):
             if key in f.files:
                 out[key] = f[key]

@@ -30,7 +30,7 @@ from . import _validate as V
 from . import engines
 from .engines import _scalar
 from .engines._scalar import GOLDEN
-from .optics import Camera, coc_radius, resolve_kernel_size, thin_lens_coefficients
+from .optics import Camera, psf_radius, resolve_kernel_size, thin_lens_coefficients
 
 __all__ = [
     "depth_candidates",
@@ -141,7 +141,7 @@ class DepthSearch:
 
     def __init__(self, engine, b, camera, kernel_size):
         self.engine, self.b, self.camera, self.k = engine, b, camera, int(kernel_size)
-        self.optics = engine.optics(thin_lens_coefficients(camera))
+        self.optics = engine.optics(thin_lens_coefficients(camera), camera.psf)
         self.shape = tuple(int(s) for s in b.shape[2:])
 
     def loss(self, x, depth, out=None):
@@ -156,7 +156,7 @@ class DepthSearch:
         running minimum, so the whole ``(N, H, W)`` volume never exists.
         """
         eng = self.engine
-        radii = coc_radius(cands, self.camera).T.astype(np.float32)      # (N, F), clamped
+        radii = psf_radius(cands, self.camera).T.astype(np.float32)      # (N, F), clamped
         n_f, n_c = radii.shape[1], int(x.shape[0])
         chunk = eng.grid_chunk(len(cands), self.shape, n_f, n_c)
         volume = eng.scratch("grid_volume", (chunk,) + self.shape)
@@ -165,7 +165,7 @@ class DepthSearch:
         for n0 in range(0, len(cands), chunk):
             part = radii[n0:n0 + chunk]
             losses = volume[:len(part)]
-            eng.constant_depth_losses(x, self.b, part, self.k, losses)
+            eng.constant_depth_losses(x, self.b, part, self.k, losses, self.camera.psf)
             if window > 1:
                 eng.box_mean(losses, window)
             eng.fold_min(losses, n0, best, index)
@@ -213,7 +213,7 @@ def _prepare(aif, stack, camera, kernel_size, backend):
         raise ValueError(f"aif has shape {x.shape} but the stack's images are {b.shape[1:]}")
     h, w = x.shape[:2]
     k = resolve_kernel_size(kernel_size, (h, w))
-    eng = engines.resolve(backend)
+    eng = engines.resolve(backend, psf=camera.psf)
     search = DepthSearch(eng, eng.asarray(np.moveaxis(b, -1, 1)), camera, k)
     return search, eng.asarray(np.moveaxis(x, -1, 0))
 
@@ -284,9 +284,9 @@ def depth_loss_volume(aif, stack, camera: Camera, candidates, *, kernel_size=Non
         raise ValueError("candidates must be a non-empty 1-D array of positive depths")
     eng = search.engine
     # float32 depths, as grid_search uses them, so both rank candidates alike
-    radii = coc_radius(cands.astype(np.float32), camera).T.astype(np.float32)
+    radii = psf_radius(cands.astype(np.float32), camera).T.astype(np.float32)
     out = eng.empty((cands.size,) + search.shape)
-    return eng.to_host(eng.constant_depth_losses(x, search.b, radii, search.k, out))
+    return eng.to_host(eng.constant_depth_losses(x, search.b, radii, search.k, out, camera.psf))
 
 
 def grid_search(aif, stack, camera: Camera, candidates, *, kernel_size=None, window: int = 1,

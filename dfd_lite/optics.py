@@ -6,7 +6,7 @@ sensor. Depths ``Z`` are distances from the lens to the scene point.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -14,11 +14,18 @@ __all__ = [
     "Camera",
     "coc_diameter",
     "coc_radius",
+    "psf_radius",
+    "PSF_SHAPES",
     "default_kernel_size",
     "check_kernel_size",
     "resolve_kernel_size",
     "thin_lens_coefficients",
 ]
+
+
+#: The point-spread functions the model knows: the paper's Gaussian and the
+#: geometric-optics disc (see :class:`Camera`).
+PSF_SHAPES = ("gaussian", "disc")
 
 
 def _real_array(name, value):
@@ -63,6 +70,18 @@ class Camera:
     min_radius : float, optional
         Blur radii (pixels) below this are raised to it. It models the
         residual blur of real optics and keeps the PSF well sampled.
+    psf : {"gaussian", "disc"}, optional
+        Shape of the point-spread function of a point whose blur radius is
+        ``r`` pixels. ``"gaussian"`` (the paper's model, the default) is a
+        Gaussian of standard deviation ``blur_scale * r``; ``"disc"`` is a
+        uniform disc of radius ``blur_scale * r``, the geometric image of a
+        defocused point, anti-aliased by pixel coverage.
+    blur_scale : float, optional
+        Multiplies the thin-lens radius to give the PSF's size, the ``k``
+        of ``sigma = k r`` (Pentland 1987, Subbarao 1988), found by
+        calibration. 1 is the paper's convention; a disc of radius ``r``
+        has a per-axis standard deviation of ``r / 2``, so a Gaussian that
+        stands for the geometric disc has ``blur_scale = 0.5``.
 
     Examples
     --------
@@ -76,6 +95,8 @@ class Camera:
     pixel_size: float
     focus_distances: tuple
     min_radius: float = 0.0
+    psf: str = "gaussian"
+    blur_scale: float = 1.0
 
     def __post_init__(self):
         f = _positive_finite("focal_length", self.focal_length)
@@ -99,12 +120,16 @@ class Camera:
         rmin = float(self.min_radius)
         if not np.isfinite(rmin) or rmin < 0:
             raise ValueError(f"min_radius must be >= 0 and finite, got {rmin!r}")
+        if not isinstance(self.psf, str) or self.psf not in PSF_SHAPES:
+            raise ValueError(f"psf must be one of {PSF_SHAPES}, got {self.psf!r}")
+        scale = _positive_finite("blur_scale", self.blur_scale)
         # frozen dataclass: normalise the stored values through object.__setattr__
         object.__setattr__(self, "focal_length", f)
         object.__setattr__(self, "f_number", n)
         object.__setattr__(self, "pixel_size", ps)
         object.__setattr__(self, "focus_distances", tuple(float(z) for z in fd))
         object.__setattr__(self, "min_radius", rmin)
+        object.__setattr__(self, "blur_scale", scale)
 
     @property
     def aperture(self) -> float:
@@ -118,8 +143,16 @@ class Camera:
 
     def with_focus(self, focus_distances) -> "Camera":
         """The same optics with other focus distances."""
-        return Camera(self.focal_length, self.f_number, self.pixel_size,
-                      focus_distances, self.min_radius)
+        return replace(self, focus_distances=focus_distances)
+
+    def with_psf(self, psf=None, *, blur_scale=None) -> "Camera":
+        """The same optics with another PSF shape and/or blur scale.
+
+        >>> Camera.nyuv2().with_psf("disc").psf
+        'disc'
+        """
+        return replace(self, psf=self.psf if psf is None else psf,
+                       blur_scale=self.blur_scale if blur_scale is None else blur_scale)
 
     @classmethod
     def nyuv2(cls) -> "Camera":
@@ -197,6 +230,10 @@ def coc_radius(depth, camera: Camera, clamp: bool = True):
     -------
     ndarray, shape ``(F,) + S``, float64
         ``r = CoC / (2 * pixel_size)`` for each of the F focus distances.
+
+    See Also
+    --------
+    psf_radius : the PSF's size, ``camera.blur_scale * r``.
     """
     if not isinstance(camera, Camera):
         raise TypeError(f"camera must be a dfd_lite.Camera, got {type(camera).__name__}")
@@ -210,28 +247,39 @@ def coc_radius(depth, camera: Camera, clamp: bool = True):
     return r
 
 
+def psf_radius(depth, camera: Camera):
+    """The size parameter of the PSF in pixels: ``camera.blur_scale * coc_radius(depth, camera)``.
+
+    The Gaussian's standard deviation for ``camera.psf == "gaussian"``, the
+    disc's radius for ``"disc"``. Same shapes as :func:`coc_radius`.
+    """
+    return camera.blur_scale * coc_radius(depth, camera)
+
+
 def thin_lens_coefficients(camera: Camera):
     """The numbers the kernels need to turn a depth into a blur radius.
 
-    The radius in slice ``i`` is ``max(coef[i] |Z - Zf[i]| / Z, min_radius)``
-    with ``coef = D f / (Zf - f) / (2 ps)``: :func:`coc_radius` folded into
-    one multiply, so a kernel evaluates it per pixel without the camera.
+    The PSF radius in slice ``i`` is ``max(coef[i] |Z - Zf[i]| / Z, min_radius)``
+    with ``coef = s D f / (Zf - f) / (2 ps)`` and ``s = camera.blur_scale``:
+    :func:`psf_radius` folded into one multiply, so a kernel evaluates it
+    per pixel without the camera.
 
     Returns
     -------
     focus : ndarray, shape (F,), float64
         Focus distances ``Zf`` in metres.
     coef : ndarray, shape (F,), float64
-        Pixels of blur radius per unit of ``|Z - Zf| / Z``.
+        Pixels of PSF radius per unit of ``|Z - Zf| / Z``.
     min_radius : float
-        ``camera.min_radius`` in pixels.
+        ``blur_scale * camera.min_radius`` in pixels.
     """
     if not isinstance(camera, Camera):
         raise TypeError(f"camera must be a dfd_lite.Camera, got {type(camera).__name__}")
     focus = np.asarray(camera.focus_distances, dtype=np.float64)
     f = camera.focal_length
-    coef = camera.aperture * f / (focus - f) / (2.0 * camera.pixel_size)
-    return focus, coef, camera.min_radius
+    scale = camera.blur_scale
+    coef = scale * camera.aperture * f / (focus - f) / (2.0 * camera.pixel_size)
+    return focus, coef, scale * camera.min_radius
 
 
 def default_kernel_size(height: int, width: int) -> int:

@@ -174,7 +174,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
             raise ValueError(f"init_aif has shape {x0.shape}, expected {b.shape[1:]}")
     x0 = np.clip(x0, 0.0, upper).astype(np.float32)
 
-    eng = engines.resolve(backend)
+    eng = engines.resolve(backend, psf=camera.psf)
     search = DepthSearch(eng, eng.asarray(np.moveaxis(b, -1, 1)), camera, k)
     x = eng.asarray(np.moveaxis(x0, -1, 0))
     history = []

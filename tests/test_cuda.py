@@ -304,9 +304,24 @@ def test_golden_kernel_runs_many_steps_in_one_launch(scene):
         if eng is GPU:
             grid, block, cs, nbytes = _common.tile_config(6, 8, K, 1)
             cuda_depth.golden_kernel[grid, block, 0, nbytes](
-                eng.asarray(x), eng.asarray(b), _common.rows(state), *eng.optics(optics), K, cs, 6)
+                eng.asarray(x), eng.asarray(b), _common.rows(state), *eng.optics(optics)[:3], K, cs, 6)
         else:
             eng.golden_search(x, b, state, eng.optics(optics), K, 6)
         states.append(eng.to_host(state))
     np.testing.assert_allclose(states[1][_scalar.BEST_F], states[0][_scalar.BEST_F], rtol=1e-4)
     np.testing.assert_allclose(states[1][_scalar.BEST_Z], states[0][_scalar.BEST_Z], atol=1e-3)
+
+
+def test_cuda_engine_refuses_the_disc_psf_with_a_clear_error():
+    disc = CAM.with_psf("disc")
+    with pytest.raises(ValueError, match="Gaussian PSF only.*backend='cpu'"):
+        dl.BlurOperator(np.full((6, 6), 2.0), disc, kernel_size=K, backend="cuda")
+    with pytest.raises(ValueError, match="Gaussian PSF only"):
+        GPU.constant_depth_losses(None, None, np.ones((1, 5), np.float32), K, None, "disc")
+    # blur_scale needs no new kernel: it is folded into the thin-lens coefficients
+    scaled = CAM.with_psf(blur_scale=0.6)
+    depth = np.random.default_rng(0).uniform(1.0, 5.0, (9, 10))
+    x = np.random.default_rng(1).random((9, 10)).astype(np.float32)
+    cpu = dl.BlurOperator(depth, scaled, kernel_size=K, backend="cpu").forward(x)
+    gpu = dl.BlurOperator(depth, scaled, kernel_size=K, backend="cuda").forward(x)
+    np.testing.assert_allclose(gpu, cpu, atol=2e-6)

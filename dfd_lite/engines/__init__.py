@@ -14,7 +14,7 @@ Two engines implement the same primitives:
 * ``dfd_lite.engines.cuda.CudaEngine`` - numba-cuda kernels on device
   arrays, imported only when a GPU (or Numba's simulator) is asked for.
 
-Per-pixel logic that both need (the thin-lens radius, the Gaussian, the
+Per-pixel logic that both need (the thin-lens radius, the Gaussian, the disc's rows, the
 golden-section state machine, the running minimum, the safeguard) lives in
 :mod:`dfd_lite.engines._scalar` and is compiled for each target from the
 same source.
@@ -26,8 +26,8 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     to_host(a)                  engine array -> NumPy array
     empty(shape, dtype), full(shape, value, dtype), copy(a)
     scratch(name, shape, dtype)  a work buffer the engine may keep for the next call
-    optics(coefficients)        optics.thin_lens_coefficients(camera), on the engine
-    weights(depth, optics, k, out=None)           -> (F, K, H, W)
+    optics(coefficients, psf)   thin_lens_coefficients(camera) and camera.psf -> Optics
+    weights(depth, optics, k, out=None)           -> (F, K, H, W) taps, or DiscWeights
     forward(x, weights, out=None)                 A x        -> (F, C, H, W)
     adjoint(y, weights, out=None, minus=None)     A^T (y - minus) -> (C, H, W)
     prox_step(y, g, step, lo, hi, out)            clip(y - step g, lo, hi)
@@ -35,7 +35,7 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     scale(a, factor, out)                         factor * a
     sum_sq(a, b=None) -> float                    ||a - b||^2, accumulated in float64
     pixel_loss(x, b, depth, optics, k, out=None)  per-pixel data loss of a depth map
-    constant_depth_losses(x, b, radii, k, out)    per-pixel loss of m constant depths
+    constant_depth_losses(x, b, radii, k, out, psf)  per-pixel loss of m constant depths
     box_mean(volume, window)                      in place, edges repeated
     fold_min(volume, n0, best, index)             running minimum over candidates
     golden_init(state, cands, index)
@@ -46,15 +46,31 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 BACKENDS = ("auto", "cpu", "cuda")
 
-__all__ = ["BACKENDS", "resolve", "cuda_available", "cuda_simulated", "is_engine"]
+__all__ = ["BACKENDS", "Optics", "resolve", "cuda_available", "cuda_simulated", "is_engine"]
 
 
 def cuda_simulated() -> bool:
     """True when ``NUMBA_ENABLE_CUDASIM=1`` replaced the GPU by Numba's simulator."""
     from numba import config
     return bool(getattr(config, "ENABLE_CUDASIM", 0))
+
+
+class Optics(NamedTuple):
+    """What the kernels need of a camera, on the engine's device (``engine.optics``).
+
+    ``focus``, ``coef`` and ``min_radius`` are
+    :func:`dfd_lite.optics.thin_lens_coefficients`; ``psf`` is the PSF's
+    shape, ``"gaussian"`` or ``"disc"``.
+    """
+
+    focus: object
+    coef: object
+    min_radius: float
+    psf: str
 
 
 def _cuda_status():
@@ -80,7 +96,11 @@ def is_engine(obj) -> bool:
         isinstance(getattr(obj, "name", None), str)
 
 
-def resolve(backend="auto"):
+#: PSF shapes each engine implements.
+ENGINE_PSFS = {"cpu": ("gaussian", "disc"), "cuda": ("gaussian",)}
+
+
+def resolve(backend="auto", *, psf="gaussian"):
     """The engine for ``backend``.
 
     Parameters
@@ -89,6 +109,9 @@ def resolve(backend="auto"):
         ``"auto"`` picks CUDA when a real GPU is available and the CPU
         otherwise (never the slow simulator). An engine is returned as it
         is, so a caller can keep one (and its buffers) across calls.
+    psf : {"gaussian", "disc"}
+        The PSF the engine will run: ``"auto"`` keeps to the CPU for a PSF
+        the CUDA engine lacks (see :data:`ENGINE_PSFS`).
 
     Returns
     -------
@@ -107,7 +130,8 @@ def resolve(backend="auto"):
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or an engine, got {backend!r}")
     if backend == "auto":
-        backend = "cuda" if cuda_available() and not cuda_simulated() else "cpu"
+        gpu = cuda_available() and not cuda_simulated() and psf in ENGINE_PSFS["cuda"]
+        backend = "cuda" if gpu else "cpu"
     if backend == "cpu":
         from .cpu import CpuEngine
         return CpuEngine()

@@ -47,6 +47,34 @@ def gaussian_exponent(radius):
     return _MINUS_HALF / (sigma * sigma)
 
 
+def disc_half_width(radius, dy, half):
+    """Half-width of row ``dy`` of the model's disc PSF of ``radius`` (pixels), at most ``half + 0.5``.
+
+    Row ``dy`` of the disc is replaced by a centred box holding the same
+    area (the exact strip of the disc between ``dy - 1/2`` and ``dy + 1/2``),
+    anti-aliased at its two ends by pixel coverage. Row sums, and so the
+    total, are exact; only the spread of each row's ends differs from true
+    pixel coverage. ``half`` is the half-width of the window: a wider row is
+    truncated to it.
+    """
+    # The strip's area is G(top) - G(bottom) with the antiderivative of the
+    # chord length, G(t) = t sqrt(R^2 - t^2) + R^2 asin(t / R), t in [-R, R].
+    # (Written out twice: a device function cannot call a plain helper.)
+    r = max(radius, 1e-3)
+    top = min(max(dy + 0.5, -r), r)
+    bottom = min(max(dy - 0.5, -r), r)
+    g_top = top * math.sqrt(max(r * r - top * top, 0.0)) + \
+        r * r * math.asin(min(max(top / r, -1.0), 1.0))
+    g_bottom = bottom * math.sqrt(max(r * r - bottom * bottom, 0.0)) + \
+        r * r * math.asin(min(max(bottom / r, -1.0), 1.0))
+    return min(0.5 * (g_top - g_bottom), half + 0.5)
+
+
+def box_overlap(dx, half_width):
+    """Length of pixel ``[dx - 1/2, dx + 1/2]`` inside the interval ``[-half_width, half_width]``."""
+    return max(min(dx + 0.5, half_width) - max(dx - 0.5, -half_width), 0.0)
+
+
 def golden_init(state, i, cands, j):
     """Start pixel ``i``'s search in ``[cands[j-1], cands[j+1]]`` around grid minimum ``j``.
 
@@ -149,6 +177,38 @@ def gaussian_taps(radius, kernel_size):
     offsets = np.arange(kernel_size, dtype=np.float64) - kernel_size // 2
     g = np.exp(-0.5 * (offsets / sigma) ** 2)
     return (g / g.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def disc_rows(radius, kernel_size):
+    """Row half-widths of the model's disc for radii of any shape, on the host.
+
+    Returns float64 ``radius.shape + (kernel_size,)`` (see
+    :func:`disc_half_width`); row ``a`` is offset ``a - kernel_size // 2``.
+    """
+    r = np.asarray(radius, dtype=np.float64)
+    half = kernel_size // 2
+    out = np.empty(r.shape + (kernel_size,))
+    flat_r, flat_out = r.reshape(-1), out.reshape(-1, kernel_size)
+    for i, ri in enumerate(flat_r):
+        for a in range(kernel_size):
+            flat_out[i, a] = disc_half_width(float(ri), a - half, half)
+    return out
+
+
+def psf_taps(radius, kernel_size, psf):
+    """The model's 2-D PSF in a ``kernel_size`` window, for radii of any shape, on the host.
+
+    Returns float32 ``radius.shape + (K, K)``, each summing to 1: the outer
+    product of :func:`gaussian_taps` for ``"gaussian"``, the row boxes of
+    :func:`disc_rows` for ``"disc"``.
+    """
+    if psf == "gaussian":
+        g = gaussian_taps(radius, kernel_size)
+        return g[..., :, None] * g[..., None, :]
+    hw = disc_rows(radius, kernel_size)[..., :, None]
+    offsets = np.arange(kernel_size, dtype=np.float64) - kernel_size // 2
+    cover = np.clip(np.minimum(offsets + 0.5, hw) - np.maximum(offsets - 0.5, -hw), 0.0, 1.0)
+    return (cover / cover.sum(axis=(-2, -1), keepdims=True)).astype(np.float32)
 
 
 def golden_steps(cands, depth_tol):

@@ -9,13 +9,15 @@ slices times rows), so no two threads write the same pixel.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 import scipy.ndimage as ndi
 
-from . import _scalar
+from . import Optics, _scalar
 
-__all__ = ["CpuEngine"]
+__all__ = ["CpuEngine", "DiscWeights"]
 
 _blur_radius = numba.njit(inline="always")(_scalar.blur_radius)
 _gaussian_exponent = numba.njit(inline="always")(_scalar.gaussian_exponent)
@@ -23,6 +25,7 @@ _golden_init = numba.njit(_scalar.golden_init)
 _golden_advance = numba.njit(_scalar.golden_advance)
 _fold_min = numba.njit(_scalar.fold_min)
 _keep_better = numba.njit(_scalar.keep_better)
+_disc_half_width = numba.njit(inline="always")(_scalar.disc_half_width)
 
 # Bytes of loss maps the grid search holds at once (one map per candidate).
 _VOLUME_BYTES = 256 * 2**20
@@ -110,6 +113,180 @@ def _adjoint_kernel(ystack, minus, subtract, wts, outpad):
                         wb = wts[f, b, py]
                         for xx in range(width):
                             dst[xx + b] += t[xx] * wb[xx]
+
+
+# ---------------------------------------------------------------------------
+# Disc PSF: each row of the disc is a box, summed with prefix sums
+# ---------------------------------------------------------------------------
+
+class DiscWeights(NamedTuple):
+    """Per-pixel disc PSFs: row half-widths ``(F, K, H, W)`` and ``1 / area`` ``(F, H, W)``.
+
+    Row ``a`` (offset ``a - K // 2``) of the PSF of pixel ``p`` in slice
+    ``f`` is a box of half-width ``half_width[f, a, p]`` anti-aliased at its
+    ends (:func:`~dfd_lite.engines._scalar.disc_half_width`); the PSF is the
+    sum of the rows times ``inv_area[f, p]``. A row costs O(1) with prefix
+    sums, so a disc of radius r costs O(r) per pixel, not O(r^2).
+    """
+
+    half_width: np.ndarray
+    inv_area: np.ndarray
+
+    @property
+    def shape(self):
+        return self.half_width.shape
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
+    n_f, k, height, width = half_width.shape
+    half = k // 2
+    for job in numba.prange(n_f * height):
+        f = job // height
+        y = job % height
+        for xx in range(width):
+            r = _blur_radius(depth[y, xx], focus[f], coef[f], min_radius)
+            total = 0.0
+            for a in range(k):
+                hw = _disc_half_width(r, a - half, half)
+                half_width[f, a, y, xx] = hw
+                total += 2.0 * hw
+            inv_area[f, y, xx] = 1.0 / total
+
+
+@numba.njit(inline="always")
+def _row_box(prefix, row, cx, hw):
+    # sum of row[cx - hw .. cx + hw] with pixels weighted by their coverage
+    if hw <= 0.5:
+        return 2.0 * hw * row[cx]
+    m = int(hw - 0.5)
+    frac = hw - 0.5 - m
+    return prefix[cx + m + 1] - prefix[cx - m] + frac * (row[cx + m + 1] + row[cx - m - 1])
+
+
+@numba.njit(inline="always")
+def _row_box_adjoint(diff, dst, cx, hw, t):
+    # adjoint of _row_box: spread t over the same pixels with the same weights;
+    # the interior goes into a difference array, summed once per row at the end
+    if hw <= 0.5:
+        dst[cx] += 2.0 * hw * t
+        return
+    m = int(hw - 0.5)
+    frac = hw - 0.5 - m
+    diff[cx - m] += t
+    diff[cx + m + 1] -= t
+    dst[cx + m + 1] += frac * t
+    dst[cx - m - 1] += frac * t
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
+    # xpad is padded by K // 2 + 1 on every side; prefix[c, R, j] = sum of xpad[c, R, :j]
+    n_f, k, height, width = half_width.shape
+    n_c = xpad.shape[0]
+    pad = k // 2 + 1
+    for job in numba.prange(n_f * height):
+        f = job // height
+        y = job % height
+        scale = inv_area[f, y]
+        for c in range(n_c):
+            acc = out[f, c, y]
+            acc[:] = 0.0
+            for a in range(k):
+                hws = half_width[f, a, y]
+                pre = prefix[c, y + a + 1]
+                src = xpad[c, y + a + 1]
+                for xx in range(width):
+                    if hws[xx] > 0.0:  # rows beyond the disc's edge are empty
+                        acc[xx] += _row_box(pre, src, xx + pad, hws[xx])
+            for xx in range(width):
+                acc[xx] *= scale[xx]
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad):
+    # Gather over padded output rows, as _adjoint_kernel: the thread that
+    # owns row R collects every output row py whose PSF rows reach it.
+    n_f, k, height, width = half_width.shape
+    n_c = ystack.shape[1]
+    pad = k // 2 + 1
+    wide = width + 2 * pad
+    for rr in numba.prange(height):
+        big_r = rr + pad
+        diff = np.empty(wide + 1, dtype=np.float32)
+        for c in range(n_c):
+            dst = outpad[c, big_r]
+            dst[:] = 0.0
+            diff[:] = 0.0
+            for f in range(n_f):
+                for a in range(k):
+                    py = big_r - a - 1
+                    if py < 0 or py >= height:
+                        continue
+                    hws = half_width[f, a, py]
+                    scale = inv_area[f, py]
+                    src = ystack[f, c, py]
+                    ref = minus[f, c, py]
+                    for xx in range(width):
+                        if hws[xx] > 0.0:
+                            v = src[xx] - ref[xx] if subtract else src[xx]
+                            _row_box_adjoint(diff, dst, xx + pad, hws[xx], v * scale[xx])
+            run = np.float32(0.0)
+            for j in range(wide):
+                run += diff[j]
+                dst[j] += run
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _disc_constant_losses_kernel(xpad, prefix, b, hw, inv_area, slot, cached, out):
+    # As _constant_losses_kernel, for discs: hw[j, f, a] and inv_area[j, f]
+    # are the rows of candidate j's disc in slice f, the same at every pixel.
+    m, n_f, k = hw.shape
+    n_c, height, width = b.shape[1:]
+    pad = k // 2 + 1
+    for job in numba.prange(m * height):
+        j = job // height
+        y = job % height
+        pred = np.empty(width, dtype=np.float32)
+        lrow = out[j, y]
+        lrow[:] = 0.0
+        for f in range(n_f):
+            s = slot[j, f]
+            if s == -2:
+                continue
+            if s >= 0:
+                crow = cached[s, y]
+                for xx in range(width):
+                    lrow[xx] += crow[xx]
+                continue
+            for c in range(n_c):
+                pred[:] = 0.0
+                for a in range(k):
+                    h = hw[j, f, a]
+                    pre = prefix[c, y + a + 1]
+                    src = xpad[c, y + a + 1]
+                    if h <= 0.5:
+                        for xx in range(width):
+                            pred[xx] += 2.0 * h * src[xx + pad]
+                        continue
+                    mm = int(h - 0.5)
+                    frac = np.float32(h - 0.5 - mm)
+                    for xx in range(width):
+                        cx = xx + pad
+                        pred[xx] += pre[cx + mm + 1] - pre[cx - mm] + \
+                            frac * (src[cx + mm + 1] + src[cx - mm - 1])
+                scale = inv_area[j, f]
+                brow = b[f, c, y]
+                for xx in range(width):
+                    d = pred[xx] * scale - brow[xx]
+                    lrow[xx] += d * d
+
+
+def _prefix(xpad):
+    """``prefix[..., j] = xpad[..., :j].sum()`` along rows, float32 (accumulated in float64)."""
+    out = np.zeros(xpad.shape[:-1] + (xpad.shape[-1] + 1,), dtype=np.float32)
+    out[..., 1:] = np.cumsum(xpad, axis=-1, dtype=np.float64)
+    return out
 
 
 def _pad(x, half):
@@ -244,16 +421,23 @@ class CpuEngine:
         # Host memory is cheap to allocate: nothing is kept between calls.
         return np.empty(shape, dtype=dtype)
 
-    def optics(self, coefficients):
+    def optics(self, coefficients, psf="gaussian"):
         focus, coef, min_radius = coefficients
-        return (np.asarray(focus, dtype=np.float32), np.asarray(coef, dtype=np.float32),
-                np.float32(min_radius))
+        return Optics(np.asarray(focus, dtype=np.float32), np.asarray(coef, dtype=np.float32),
+                      np.float32(min_radius), psf)
 
     # -- blur operator -----------------------------------------------------
     def weights(self, depth, optics, k, out=None):
-        focus, coef, min_radius = optics
+        focus, coef, min_radius, psf = optics
+        shape = (focus.size, k) + depth.shape
+        if psf == "disc":
+            if out is None:
+                out = DiscWeights(np.empty(shape, dtype=np.float32),
+                                  np.empty((focus.size,) + depth.shape, dtype=np.float32))
+            _disc_weights_kernel(depth, focus, coef, min_radius, out.half_width, out.inv_area)
+            return out
         if out is None:
-            out = np.empty((focus.size, k) + depth.shape, dtype=np.float32)
+            out = np.empty(shape, dtype=np.float32)
         _weights_kernel(depth, focus, coef, min_radius, out)
         return out
 
@@ -261,14 +445,24 @@ class CpuEngine:
         n_f, k, h, w = weights.shape
         if out is None:
             out = np.empty((n_f, x.shape[0], h, w), dtype=np.float32)
+        if isinstance(weights, DiscWeights):
+            xpad = _pad(x, k // 2 + 1)
+            _disc_forward_kernel(xpad, _prefix(xpad), weights.half_width, weights.inv_area, out)
+            return out
         _forward_kernel(_pad(x, k // 2), weights, out)
         return out
 
     def adjoint(self, y, weights, out=None, minus=None):
         n_f, k, h, w = weights.shape
-        half = k // 2
+        disc = isinstance(weights, DiscWeights)
+        half = k // 2 + 1 if disc else k // 2
         outpad = np.zeros((y.shape[1], h + 2 * half, w + 2 * half), dtype=np.float32)
-        _adjoint_kernel(y, y if minus is None else minus, minus is not None, weights, outpad)
+        ref = y if minus is None else minus
+        if disc:
+            _disc_adjoint_kernel(y, ref, minus is not None, weights.half_width,
+                                 weights.inv_area, outpad)
+        else:
+            _adjoint_kernel(y, ref, minus is not None, weights, outpad)
         if out is None:
             return np.ascontiguousarray(outpad[:, half:half + h, half:half + w])
         out[...] = outpad[:, half:half + h, half:half + w]
@@ -304,9 +498,8 @@ class CpuEngine:
         _sq_err_kernel(pred, b, out)
         return out
 
-    def constant_depth_losses(self, x, b, radii, k, out):
+    def constant_depth_losses(self, x, b, radii, k, out, psf="gaussian"):
         m, n_f = radii.shape
-        taps = _scalar.gaussian_taps(radii, k)                    # (m, F, K)
         # A radius that several candidates share in one slice (every
         # candidate whose blur is clamped to min_radius, for one) gets its
         # loss map computed once.
@@ -318,17 +511,30 @@ class CpuEngine:
             for u in np.flatnonzero(counts > 1):
                 slot[inverse.reshape(-1) == u, f] = len(shared)
                 shared.append((f, values[u]))
-        xpad = _pad(x, k // 2)
         cached = np.empty((len(shared),) + out.shape[1:], dtype=np.float32)
+        losses = self._disc_losses if psf == "disc" else self._gaussian_losses
         if shared:
-            wk = np.zeros((len(shared), n_f, k), dtype=np.float32)
             only = np.full((len(shared), n_f), -2, dtype=np.int32)
+            shared_radii = np.zeros((len(shared), n_f), dtype=np.float32)
             for s, (f, r) in enumerate(shared):
-                wk[s, f] = _scalar.gaussian_taps(r, k)
+                shared_radii[s, f] = r
                 only[s, f] = -1
-            _constant_losses_kernel(xpad, b, wk, only, cached, cached)
-        _constant_losses_kernel(xpad, b, taps, slot, cached, out)
+            losses(x, b, shared_radii, k, only, cached, cached)
+        losses(x, b, radii, k, slot, cached, out)
         return out
+
+    @staticmethod
+    def _gaussian_losses(x, b, radii, k, slot, cached, out):
+        _constant_losses_kernel(_pad(x, k // 2), b, _scalar.gaussian_taps(radii, k), slot,
+                                cached, out)
+
+    @staticmethod
+    def _disc_losses(x, b, radii, k, slot, cached, out):
+        hw = _scalar.disc_rows(radii, k)                                  # (m, F, K)
+        inv_area = (1.0 / (2.0 * hw.sum(-1))).astype(np.float32)
+        xpad = _pad(x, k // 2 + 1)
+        _disc_constant_losses_kernel(xpad, _prefix(xpad), b, hw.astype(np.float32), inv_area,
+                                     slot, cached, out)
 
     def box_mean(self, volume, window):
         volume[...] = ndi.uniform_filter(volume, size=(1, window, window), mode="nearest")

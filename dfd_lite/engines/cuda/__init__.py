@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _scalar
+from .. import Optics, _scalar
 from . import blur as _blur
 from . import depth as _depth
 from . import reductions as _red
@@ -83,14 +83,17 @@ class CudaEngine:
             self._buffers[name] = have
         return have[:shape[0]]
 
-    def optics(self, coefficients):
+    def optics(self, coefficients, psf="gaussian"):
+        if psf != "gaussian":
+            raise ValueError(f"the CUDA engine implements the Gaussian PSF only, not psf={psf!r}; "
+                             "use backend='cpu'")
         focus, coef, min_radius = coefficients
-        return (to_device(np.asarray(focus, dtype=np.float32)),
-                to_device(np.asarray(coef, dtype=np.float32)), np.float32(min_radius))
+        return Optics(to_device(np.asarray(focus, dtype=np.float32)),
+                      to_device(np.asarray(coef, dtype=np.float32)), np.float32(min_radius), psf)
 
     # -- blur operator -----------------------------------------------------
     def weights(self, depth, optics, k, out=None):
-        focus, coef, min_radius = optics
+        focus, coef, min_radius, _ = optics
         if k > MAX_K:
             raise ValueError(f"kernel_size {k} is larger than the CUDA kernels support "
                              f"({MAX_K}); use backend='cpu'")
@@ -143,7 +146,7 @@ class CudaEngine:
 
     # -- depth search ------------------------------------------------------
     def pixel_loss(self, x, b, depth, optics, k, out=None):
-        focus, coef, min_radius = optics
+        focus, coef, min_radius, _ = optics
         n_c = int(x.shape[0])
         h, w = (int(s) for s in depth.shape)
         if out is None:
@@ -153,7 +156,8 @@ class CudaEngine:
                                                         k, cs, out)
         return out
 
-    def constant_depth_losses(self, x, b, radii, k, out):
+    def constant_depth_losses(self, x, b, radii, k, out, psf="gaussian"):
+        self.optics(([], [], 0.0), psf)  # refuses a PSF this engine lacks
         # Every candidate is one depth everywhere, and many share a radius
         # (all the slices clamped to min_radius, for one): the image is
         # blurred once per *distinct* radius into a bank, then each thread
@@ -195,7 +199,7 @@ class CudaEngine:
         _depth.golden_init_kernel[blocks1(index.size), TPB](rows(state), cands, flat(index))
 
     def golden_search(self, x, b, state, optics, k, evaluations):
-        focus, coef, min_radius = optics
+        focus, coef, min_radius, _ = optics
         h, w = (int(s) for s in state.shape[1:])
         grid, block, cs, nbytes = tile_config(h, w, k, int(x.shape[0]), self.shared_target)
         # On a GPU the whole search is one launch. The simulator runs a
