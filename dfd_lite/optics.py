@@ -6,6 +6,8 @@ sensor. Depths ``Z`` are distances from the lens to the scene point.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,6 +18,10 @@ __all__ = [
     "coc_radius",
     "psf_radius",
     "PSF_SHAPES",
+    "support_half_width",
+    "optics_kernel_size",
+    "warn_if_truncated",
+    "MAX_AUTO_KERNEL",
     "default_kernel_size",
     "check_kernel_size",
     "resolve_kernel_size",
@@ -295,6 +301,63 @@ def default_kernel_size(height: int, width: int) -> int:
             raise ValueError(f"{name} must be >= 1, got {value}")
     k = max(7, int(round(0.039 * (int(width) + int(height)) / 2)))
     return k if k % 2 == 1 else k + 1
+
+
+#: The widest PSF window :func:`optics_kernel_size` picks on its own.
+MAX_AUTO_KERNEL = 41
+
+
+def support_half_width(radius: float, psf: str) -> int:
+    """Half-width (pixels) of the window that holds the model's PSF of ``radius``.
+
+    The disc's rows reach ``ceil(r - 1/2)`` pixels from the centre (the
+    whole disc, nothing truncated); the Gaussian is kept to three standard
+    deviations (each 1-D tap set then holds 99.7 % of its mass). At least 1.
+    """
+    r = float(radius)
+    if psf == "disc":
+        return max(1, math.ceil(r - 0.5))
+    return max(1, math.ceil(3.0 * r))
+
+
+def optics_kernel_size(camera: "Camera", depth_range, *, cap: int = MAX_AUTO_KERNEL) -> int:
+    """The PSF window that holds the widest blur over a depth range, up to ``cap``.
+
+    The blur radius grows away from each focus distance, so the widest blur
+    over ``[near, far]`` is at one of its ends. The window is
+    ``2 support_half_width(r_max) + 1`` (:func:`support_half_width`: the whole
+    disc, or 3 sigma of the Gaussian), but at most ``cap``. A capped window
+    truncates the blur of depths near the ends of a wide range, which
+    matters only if the scene has such depths: :func:`warn_if_truncated`
+    checks the depth map a solve finds.
+    """
+    near, far = (float(v) for v in depth_range)
+    widest = float(np.max(psf_radius(np.array([near, far]), camera)))
+    return min(2 * support_half_width(widest, camera.psf) + 1, int(cap))
+
+
+def warn_if_truncated(depth, camera: "Camera", kernel_size: int, *, stacklevel: int = 2):
+    """Warn when PSFs of ``depth`` are wider than a ``kernel_size`` window.
+
+    Returns the fraction of pixels whose PSF, in at least one slice, does
+    not fit the window (0 when none).
+    """
+    radii = psf_radius(depth, camera)
+    limit = _largest_radius_held(kernel_size // 2, camera.psf)
+    fraction = float(np.mean(np.any(radii > limit, axis=0)))
+    if fraction > 0:
+        warnings.warn(
+            f"{100 * fraction:.1f} % of the pixels have blur radii beyond {limit:.1f} px, the "
+            f"widest the PSF window (kernel_size={kernel_size}) holds, up to "
+            f"{float(radii.max()):.1f} px: their blur is truncated. Pass a larger kernel_size "
+            f"(the automatic window stops at MAX_AUTO_KERNEL={MAX_AUTO_KERNEL}).",
+            UserWarning, stacklevel=stacklevel + 1)
+    return fraction
+
+
+def _largest_radius_held(half: int, psf: str) -> float:
+    """The largest radius whose PSF fits ``half`` (inverse of :func:`support_half_width`)."""
+    return half + 0.5 if psf == "disc" else half / 3.0
 
 
 def check_kernel_size(kernel_size) -> int:

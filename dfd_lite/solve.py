@@ -28,9 +28,12 @@ from . import engines
 from .aif import focus_stack, power_iteration, run_fista
 from .depth import DepthSearch, check_candidates, check_depth_tol, check_window, \
     depth_candidates
-from .optics import Camera, resolve_kernel_size
+from .optics import Camera, optics_kernel_size, resolve_kernel_size, warn_if_truncated
 
-__all__ = ["solve", "SolveResult", "StepRecord"]
+__all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES"]
+
+#: What :func:`solve` may assume beyond the frame.
+BOUNDARIES = ("zero", "extend")
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,15 @@ class SolveResult:
         One record per sub-step, in order.
     initial_aif : ndarray
         The focus-stacking image the solver started from.
+    kernel_size : int
+        The PSF window the model used.
     """
 
     depth: np.ndarray
     aif: np.ndarray
     history: list = field(default_factory=list)
     initial_aif: np.ndarray = None
+    kernel_size: int = None
 
     @property
     def losses(self):
@@ -89,7 +95,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
           num_depths: int = 100, num_epochs: int = 10, aif_num_iters: int = 100,
           aif_growth: float = 1.0, window: int = 1, depth_tol: float = 1e-2,
           spacing: str = "linear", init_aif=None, warm_start: bool = True,
-          monotone: bool = False, progress: bool = True, callback=None, backend="auto"):
+          monotone: bool = False, boundary: str = "zero", progress: bool = True, callback=None,
+          backend="auto"):
     """Recover depth and an all-in-focus image from a focal stack.
 
     Parameters
@@ -106,8 +113,15 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     depth_range : (float, float)
         ``(near, far)`` depths searched, metres; ``near`` must lie beyond the
         focal length.
-    kernel_size : int, optional
-        PSF window; default from the image size (11 at 240 x 320).
+    kernel_size : int, "paper" or "optics", optional
+        Odd PSF window. ``"paper"``: from the image size (11 at 240 x 320),
+        the reference's rule, which truncates wide blurs. ``"optics"``: wide
+        enough for the largest blur over ``depth_range``
+        (:func:`dfd_lite.optics.optics_kernel_size`, capped at
+        :data:`~dfd_lite.optics.MAX_AUTO_KERNEL`; a warning after the solve
+        if the depths found have wider blurs than that). Default:
+        ``"paper"`` for the paper's Gaussian, so its numbers reproduce;
+        ``"optics"`` for the disc.
     num_depths : int
         Grid-search candidates.
     num_epochs : int
@@ -132,6 +146,12 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         as the reference does (False).
     monotone : bool
         Use monotone FISTA in the image step.
+    boundary : {"zero", "extend"}
+        What the model assumes beyond the frame. ``"zero"``: black, the
+        paper's model. ``"extend"``: unknown; the all-in-focus image is
+        estimated on a canvas ``kernel_size // 2 + 1`` pixels wider on every
+        side (only the frame is returned), so the scene beyond the frame
+        can blur into it as it does in a real photograph.
     progress : bool
         Show a tqdm progress bar over epochs.
     callback : callable, optional
@@ -148,9 +168,15 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     b = V.check_stack_values(b, camera)
     lo, hi = V.as_depth_range(depth_range, camera)
     h, w = b.shape[1:3]
-    k = resolve_kernel_size(kernel_size, (h, w))
-    if kernel_size is None:  # the default fits any image
+    if kernel_size is None:
+        kernel_size = "optics" if camera.psf == "disc" else "paper"
+    if isinstance(kernel_size, str) and kernel_size in ("paper", "optics"):
+        # the automatic windows fit any image
+        k = optics_kernel_size(camera, (lo, hi)) if kernel_size == "optics" else \
+            resolve_kernel_size(None, (h, w))
         k = min(k, 2 * min(h, w) + 1)
+    else:
+        k = resolve_kernel_size(kernel_size, (h, w))
     if k > 2 * min(h, w) + 1:
         raise ValueError(f"kernel_size {k} is larger than the image ({h} x {w}) allows")
     cands = check_candidates(depth_candidates((lo, hi), num_depths, spacing=spacing))
@@ -173,10 +199,15 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         if x0.shape != b.shape[1:]:
             raise ValueError(f"init_aif has shape {x0.shape}, expected {b.shape[1:]}")
     x0 = np.clip(x0, 0.0, upper).astype(np.float32)
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    margin = k // 2 + 1 if boundary == "extend" else 0
+    # the canvas starts as the starting image mirrored beyond the frame
+    canvas = np.pad(x0, ((margin, margin), (margin, margin), (0, 0)), mode="symmetric")
 
     eng = engines.resolve(backend, psf=camera.psf)
     search = DepthSearch(eng, eng.asarray(np.moveaxis(b, -1, 1)), camera, k)
-    x = eng.asarray(np.moveaxis(x0, -1, 0))
+    x = eng.asarray(np.moveaxis(canvas, -1, 0))
     history = []
     depth = None
     bar = _progress(num_epochs, progress)
@@ -194,7 +225,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         weights = eng.weights(depth, search.optics, k)
         start = x if warm_start else eng.full(x.shape, 0.0)
         if iters > 0:
-            lip = power_iteration(eng, weights, (h, w))
+            lip = power_iteration(eng, weights, (h + 2 * margin, w + 2 * margin))
             x, objective = run_fista(eng, weights, search.b, start, num_iters=iters,
                                      lipschitz=lip, lo=0.0, hi=upper, monotone=monotone)
             loss = objective[-1]
@@ -203,18 +234,24 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
             loss = 0.5 * eng.sum_sq(eng.forward(x, weights), search.b)
         history.append(StepRecord(epoch, "aif", loss, time.perf_counter() - t0, iters))
         if callback is not None:
-            callback(epoch, eng.to_host(depth).copy(), _to_image(eng.to_host(x), gray),
+            callback(epoch, eng.to_host(depth).copy(), _to_image(eng.to_host(x), gray, margin),
                      list(history))
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4g}")
             bar.update(1)
     if bar is not None:
         bar.close()
-    return SolveResult(depth=eng.to_host(depth).copy(), aif=_to_image(eng.to_host(x), gray),
-                       history=history, initial_aif=x0[..., 0] if gray else x0)
+    depth = eng.to_host(depth).copy()
+    if isinstance(kernel_size, str) and kernel_size == "optics":  # a capped automatic window: say if the scene needed more
+        warn_if_truncated(depth, camera, k)
+    return SolveResult(depth=depth, aif=_to_image(eng.to_host(x), gray, margin),
+                       history=history, initial_aif=x0[..., 0] if gray else x0, kernel_size=k)
 
 
-def _to_image(x_planar, gray):
+def _to_image(x_planar, gray, margin=0):
+    """Planar ``(C, H', W')`` engine image to ``(H, W, C)`` (or ``(H, W)``), its margin cut."""
+    if margin:
+        x_planar = x_planar[:, margin:-margin, margin:-margin]
     img = np.ascontiguousarray(np.moveaxis(x_planar, 0, -1))
     return img[..., 0] if gray else img
 

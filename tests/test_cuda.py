@@ -325,3 +325,34 @@ def test_cuda_engine_refuses_the_disc_psf_with_a_clear_error():
     cpu = dl.BlurOperator(depth, scaled, kernel_size=K, backend="cpu").forward(x)
     gpu = dl.BlurOperator(depth, scaled, kernel_size=K, backend="cuda").forward(x)
     np.testing.assert_allclose(gpu, cpu, atol=2e-6)
+
+
+@pytest.mark.parametrize("margin", [0, 2, K // 2 + 1])
+def test_an_image_with_a_margin_beyond_the_frame_on_both_engines(margin):
+    # solve(boundary="extend") estimates the image on a wider canvas: every
+    # primitive that reads it must agree between the engines, and the
+    # adjoint must be the transpose of the forward map from canvas to frame
+    rng = np.random.default_rng(margin)
+    h, w = 9, 11
+    depth = rng.uniform(1.0, 5.0, (h, w)).astype(np.float32)
+    x = rng.random((2, h + 2 * margin, w + 2 * margin)).astype(np.float32)
+    y = rng.standard_normal((5, 2, h, w)).astype(np.float32)
+    optics = thin_lens_coefficients(CAM)
+
+    def run(e):
+        wts = e.weights(e.asarray(depth), e.optics(optics), K)
+        fwd = e.to_host(e.forward(e.asarray(x), wts))
+        adj = e.to_host(e.adjoint(e.asarray(y), wts, margin=margin))
+        b = e.asarray(fwd + 0.01)
+        loss = e.to_host(e.pixel_loss(e.asarray(x), b, e.asarray(depth), e.optics(optics), K))
+        radii = dl.psf_radius(np.array([1.2, 3.0]), CAM).T.astype(np.float32)
+        vol = e.empty((2, h, w))
+        vol = e.to_host(e.constant_depth_losses(e.asarray(x), b, radii, K, vol))
+        return fwd, adj, loss, vol
+
+    for cpu, gpu in zip(run(CPU), run(GPU)):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+    fwd, adj = run(CPU)[:2]
+    assert adj.shape == x.shape
+    lhs, rhs = float((fwd.astype(np.float64) * y).sum()), float((x * adj.astype(np.float64)).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-5)

@@ -85,15 +85,16 @@ def _forward_kernel(xpad, wts, out):
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _adjoint_kernel(ystack, minus, subtract, wts, outpad):
+def _adjoint_kernel(ystack, minus, subtract, wts, outpad, margin):
     # The scatter A^T (y - minus) written as a gather over output rows: the
     # thread that owns padded output row R collects every input row that
-    # reaches it, so no two threads ever write the same pixel.
+    # reaches it, so no two threads ever write the same pixel. Only the
+    # frame and ``margin`` rows around it are wanted; the rest is left zero.
     n_f, k, height, width = wts.shape
     n_c = ystack.shape[1]
     half = k // 2
-    for rr in numba.prange(height):
-        big_r = rr + half  # rows in the padding would be cropped: skip them
+    for rr in numba.prange(height + 2 * margin):
+        big_r = rr + half - margin
         t = np.empty(width, dtype=np.float32)
         for c in range(n_c):
             dst = outpad[c, big_r]
@@ -148,7 +149,9 @@ def _disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
             r = _blur_radius(depth[y, xx], focus[f], coef[f], min_radius)
             total = 0.0
             for a in range(k):
-                hw = _disc_half_width(r, a - half, half)
+                hw = 0.0
+                if abs(a - half) - 0.5 < r:  # rows past the disc's edge are empty
+                    hw = _disc_half_width(r, a - half, half)
                 half_width[f, a, y, xx] = hw
                 total += 2.0 * hw
             inv_area[f, y, xx] = 1.0 / total
@@ -204,15 +207,15 @@ def _disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad):
+def _disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad, margin):
     # Gather over padded output rows, as _adjoint_kernel: the thread that
     # owns row R collects every output row py whose PSF rows reach it.
     n_f, k, height, width = half_width.shape
     n_c = ystack.shape[1]
     pad = k // 2 + 1
     wide = width + 2 * pad
-    for rr in numba.prange(height):
-        big_r = rr + pad
+    for rr in numba.prange(height + 2 * margin):
+        big_r = rr + pad - margin
         diff = np.empty(wide + 1, dtype=np.float32)
         for c in range(n_c):
             dst = outpad[c, big_r]
@@ -263,6 +266,8 @@ def _disc_constant_losses_kernel(xpad, prefix, b, hw, inv_area, slot, cached, ou
                 pred[:] = 0.0
                 for a in range(k):
                     h = hw[j, f, a]
+                    if h == 0.0:
+                        continue
                     pre = prefix[c, y + a + 1]
                     src = xpad[c, y + a + 1]
                     if h <= 0.5:
@@ -289,11 +294,35 @@ def _prefix(xpad):
     return out
 
 
-def _pad(x, half):
-    c, h, w = x.shape
+def _pad(x, shape, half):
+    """``x`` with exactly ``half`` pixels around the ``shape`` frame: zeros added or margin cut.
+
+    An image may carry a margin of its own (the part of the scene beyond the
+    frame that a solve estimates); the kernels read it where they reach it
+    and zeros beyond.
+    """
+    c = x.shape[0]
+    h, w = shape
+    have = (x.shape[1] - h) // 2
+    if have == half:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if have > half:
+        cut = have - half
+        return np.ascontiguousarray(x[:, cut:x.shape[1] - cut, cut:x.shape[2] - cut])
     xpad = np.zeros((c, h + 2 * half, w + 2 * half), dtype=np.float32)
-    xpad[:, half:half + h, half:half + w] = x
+    add = half - have
+    xpad[:, add:add + x.shape[1], add:add + x.shape[2]] = x
     return xpad
+
+
+def margin_of(image_shape, frame_shape):
+    """The margin ``m`` of an image ``(..., H + 2m, W + 2m)`` around an ``(H, W)`` frame."""
+    m = (image_shape[-2] - frame_shape[0]) // 2
+    if m < 0 or image_shape[-2] != frame_shape[0] + 2 * m or \
+            image_shape[-1] != frame_shape[1] + 2 * m:
+        raise ValueError(f"an image of shape {tuple(image_shape[-2:])} is not the frame "
+                         f"{tuple(frame_shape)} with an equal margin on every side")
+    return m
 
 
 # ---------------------------------------------------------------------------
@@ -446,26 +475,30 @@ class CpuEngine:
         if out is None:
             out = np.empty((n_f, x.shape[0], h, w), dtype=np.float32)
         if isinstance(weights, DiscWeights):
-            xpad = _pad(x, k // 2 + 1)
+            xpad = _pad(x, (h, w), k // 2 + 1)
             _disc_forward_kernel(xpad, _prefix(xpad), weights.half_width, weights.inv_area, out)
             return out
-        _forward_kernel(_pad(x, k // 2), weights, out)
+        _forward_kernel(_pad(x, (h, w), k // 2), weights, out)
         return out
 
-    def adjoint(self, y, weights, out=None, minus=None):
+    def adjoint(self, y, weights, out=None, minus=None, margin=0):
         n_f, k, h, w = weights.shape
+        if out is not None:
+            margin = margin_of(out.shape, (h, w))
         disc = isinstance(weights, DiscWeights)
         half = k // 2 + 1 if disc else k // 2
         outpad = np.zeros((y.shape[1], h + 2 * half, w + 2 * half), dtype=np.float32)
         ref = y if minus is None else minus
+        rows = min(margin, half)
         if disc:
             _disc_adjoint_kernel(y, ref, minus is not None, weights.half_width,
-                                 weights.inv_area, outpad)
+                                 weights.inv_area, outpad, rows)
         else:
-            _adjoint_kernel(y, ref, minus is not None, weights, outpad)
+            _adjoint_kernel(y, ref, minus is not None, weights, outpad, rows)
+        result = _pad(outpad, (h, w), margin)
         if out is None:
-            return np.ascontiguousarray(outpad[:, half:half + h, half:half + w])
-        out[...] = outpad[:, half:half + h, half:half + w]
+            return result
+        out[...] = result
         return out
 
     # -- vector operations -------------------------------------------------
@@ -525,14 +558,15 @@ class CpuEngine:
 
     @staticmethod
     def _gaussian_losses(x, b, radii, k, slot, cached, out):
-        _constant_losses_kernel(_pad(x, k // 2), b, _scalar.gaussian_taps(radii, k), slot,
+        _constant_losses_kernel(_pad(x, b.shape[2:], k // 2), b, _scalar.gaussian_taps(radii, k),
+                                slot,
                                 cached, out)
 
     @staticmethod
     def _disc_losses(x, b, radii, k, slot, cached, out):
         hw = _scalar.disc_rows(radii, k)                                  # (m, F, K)
         inv_area = (1.0 / (2.0 * hw.sum(-1))).astype(np.float32)
-        xpad = _pad(x, k // 2 + 1)
+        xpad = _pad(x, b.shape[2:], k // 2 + 1)
         _disc_constant_losses_kernel(xpad, _prefix(xpad), b, hw.astype(np.float32), inv_area,
                                      slot, cached, out)
 

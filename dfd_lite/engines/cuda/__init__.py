@@ -113,11 +113,12 @@ class CudaEngine:
         _blur.forward_kernel[grid, block, 0, nbytes](x, weights, out, cs)
         return out
 
-    def adjoint(self, y, weights, out=None, minus=None):
+    def adjoint(self, y, weights, out=None, minus=None, margin=0):
         h, w = (int(s) for s in weights.shape[2:])
         if out is None:
-            out = cuda.device_array((int(y.shape[1]), h, w), dtype=np.float32)
-        grid, block = grid2(h, w)
+            out = cuda.device_array((int(y.shape[1]), h + 2 * margin, w + 2 * margin),
+                                    dtype=np.float32)
+        grid, block = grid2(int(out.shape[1]), int(out.shape[2]))
         _blur.adjoint_kernel[grid, block](y, y if minus is None else minus, weights, out,
                                           minus is not None)
         return out
@@ -172,14 +173,17 @@ class CudaEngine:
                                to_device(inverse.reshape(radii.shape).astype(np.int32), np.int32),
                                to_device(_scalar.gaussian_taps(distinct, k)))
         _, n_u, plane_u, wu = self._bank_plan
-        n_c, h, w = (int(s) for s in x.shape)
-        tmp = self.scratch("bank_tmp", (n_u, n_c, h, w))
+        n_c = int(x.shape[0])
+        h, w = (int(s) for s in b.shape[2:])
+        wide = int(x.shape[2])  # the frame plus the image's margin on both sides
+        # columns first: the row pass still needs the image's margin left and right
+        tmp = self.scratch("bank_tmp", (n_u, n_c, h, wide))
         bank = self.scratch("bank", (n_u, n_c, h, w))
+        image = x.reshape((1,) + tuple(int(s) for s in x.shape))
+        grid, block = grid2(h, wide)
+        _depth.bank_pass_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](image, wu, tmp, 0)
         grid, block = grid2(h, w)
-        grid3 = (grid[0], grid[1], n_u * n_c)
-        image = x.reshape(1, n_c, h, w)
-        _depth.bank_pass_kernel[grid3, block + (1,)](image, wu, tmp, 0)
-        _depth.bank_pass_kernel[grid3, block + (1,)](tmp, wu, bank, 1)
+        _depth.bank_pass_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](tmp, wu, bank, 1)
         _depth.bank_loss_kernel[grid, block](bank, b, plane_u, out)
         return out
 

@@ -26,12 +26,14 @@ gaussian_exponent = cuda.jit(device=True)(_scalar.gaussian_exponent)
 
 
 @cuda.jit(device=True)
-def stage(x, tile, c0, cs, y0, x0, half, th, tw):
+def stage(x, tile, c0, cs, y0, x0, half, th, tw, margin):
     """Copy channels ``c0 .. c0+cs-1`` of the block's tile (plus halo) to shared memory.
 
-    ``tile[ci * th * tw + i * tw + j]`` holds ``x[c0 + ci, y0 - half + i,
-    x0 - half + j]``, zero outside the image (the zero padding of the
-    model). All threads of the block share the copying.
+    ``tile[ci * th * tw + i * tw + j]`` holds frame pixel ``(y0 - half + i,
+    x0 - half + j)`` of channel ``c0 + ci``: ``x`` at that pixel plus
+    ``margin`` (the width of the image's own margin beyond the frame),
+    zero outside ``x`` (the zero padding of the model). All threads of the
+    block share the copying.
     """
     n_c, height, width = x.shape
     cuda.syncthreads()  # nobody may still be reading the previous tile
@@ -44,8 +46,8 @@ def stage(x, tile, c0, cs, y0, x0, half, th, tw):
         r = s - ci * plane
         i = r // tw
         j = r - i * tw
-        yy = y0 - half + i
-        xx = x0 - half + j
+        yy = y0 - half + i + margin
+        xx = x0 - half + j + margin
         v = F0
         if yy >= 0 and yy < height and xx >= 0 and xx < width:
             v = x[c0 + ci, yy, xx]
@@ -123,8 +125,9 @@ def forward_kernel(x, w, out, cs):
     # pixel's weights and never write.
     qy = min(py, height - 1)
     qx = min(px, width - 1)
+    margin = (x.shape[1] - height) // 2
     for c0 in range(0, n_c, cs):
-        stage(x, tile, c0, cs, y0, x0, half, th, tw)
+        stage(x, tile, c0, cs, y0, x0, half, th, tw, margin)
         for f in range(n_f):
             for a in range(k):
                 wl[a] = w[f, a, qy, qx]
@@ -137,25 +140,27 @@ def forward_kernel(x, w, out, cs):
 @cuda.jit
 def adjoint_kernel(y, b, w, out, subtract):
     # out[c, q] = sum_f sum_{a,b} w[f,a,p] w[f,b,p] (y - b)[f,c,p] over the
-    # output pixels p = q - (a - half, b - half) that read q: a gather.
+    # output pixels p = q - (a - half, b - half) that read q: a gather. out
+    # may be wider than the frame by a margin on every side.
     qx, qy = cuda.grid(2)
     n_f, k, height, width = w.shape
     n_c = y.shape[1]
     half = k // 2
-    if qy >= height or qx >= width:
+    if qy >= out.shape[1] or qx >= out.shape[2]:
         return
+    margin = (out.shape[1] - height) // 2
     for c in range(n_c):
         acc = F0
         for f in range(n_f):
             for a in range(k):
-                py = qy + half - a
+                py = qy - margin + half - a
                 if py < 0 or py >= height:
                     continue
                 wa = w[f, a, py]
                 src = y[f, c, py]
                 ref = b[f, c, py]
                 for bb in range(k):
-                    px = qx + half - bb
+                    px = qx - margin + half - bb
                     if px < 0 or px >= width:
                         continue
                     v = src[px]
@@ -176,10 +181,11 @@ def staged_loss(z, x, b, tile, focus, coef, rmin, k, cs, restage, qy, qx, geomet
     ty, tx, y0, x0, th, tw = (geometry[0], geometry[1], geometry[2], geometry[3], geometry[4],
                               geometry[5])
     half = k // 2
+    margin = (x.shape[1] - b.shape[2]) // 2
     loss = F0
     for c0 in range(0, n_c, cs):
         if restage:
-            stage(x, tile, c0, cs, y0, x0, half, th, tw)
+            stage(x, tile, c0, cs, y0, x0, half, th, tw, margin)
         for f in range(n_f):
             gaussian_taps(z, focus[f], coef[f], rmin, k, wl)
             for ci in range(min(cs, n_c - c0)):
@@ -189,20 +195,22 @@ def staged_loss(z, x, b, tile, focus, coef, rmin, k, cs, restage, qy, qx, geomet
 
 
 @cuda.jit(device=True)
-def stage_block(x, tile, k, cs):
+def stage_block(x, b, tile, k, cs):
     """Start of the tiled kernels: ``(geometry, qy, qx, restage)``.
 
-    ``(qy, qx)`` is this thread's pixel, clamped into the image (threads of
-    the overhang work on the nearest pixel and must not write). When all
-    ``C`` channels fit in shared memory the tile is staged here, once
-    (``restage`` False); otherwise :func:`staged_loss` stages each chunk.
+    ``(qy, qx)`` is this thread's pixel, clamped into the frame of the
+    stack ``b`` (threads of the overhang work on the nearest pixel and must
+    not write). When all ``C`` channels fit in shared memory the tile is
+    staged here, once (``restage`` False); otherwise :func:`staged_loss`
+    stages each chunk.
     """
     geometry = tile_geometry(k // 2)
-    qy = min(geometry[6], x.shape[1] - 1)
-    qx = min(geometry[7], x.shape[2] - 1)
+    qy = min(geometry[6], b.shape[2] - 1)
+    qx = min(geometry[7], b.shape[3] - 1)
     restage = cs < x.shape[0]
     if not restage:
-        stage(x, tile, 0, cs, geometry[2], geometry[3], k // 2, geometry[4], geometry[5])
+        stage(x, tile, 0, cs, geometry[2], geometry[3], k // 2, geometry[4], geometry[5],
+              (x.shape[1] - b.shape[2]) // 2)
     return geometry, qy, qx, restage
 
 
@@ -212,7 +220,7 @@ def pixel_loss_kernel(x, b, depth, focus, coef, rmin, k, cs, out):
     # on the fly from depth[p].
     tile = cuda.shared.array(0, dtype=float32)
     wl = cuda.local.array(MAX_K, dtype=float32)
-    geometry, qy, qx, restage = stage_block(x, tile, k, cs)
+    geometry, qy, qx, restage = stage_block(x, b, tile, k, cs)
     loss = staged_loss(depth[qy, qx], x, b, tile, focus, coef, rmin, k, cs, restage, qy, qx,
                        geometry, wl)
     if qy == geometry[6] and qx == geometry[7]:  # a pixel of the image, not the overhang

@@ -34,8 +34,10 @@ _keep_better = cuda.jit(device=True)(_scalar.keep_better)
 def bank_pass_kernel(src, wu, dst, axis):
     # dst[u, c] = src[u, c] (or src[0, c] when src holds one image) blurred
     # with the 1-D taps wu[u] along one image axis (0: columns, 1: rows),
-    # zero outside the image, for every distinct radius u at once (blockIdx.z
-    # runs over (u, c)). Called twice, columns then rows: the separable blur.
+    # zero outside src, for every distinct radius u at once (blockIdx.z runs
+    # over (u, c)). Called twice, columns then rows: the separable blur. src
+    # may be larger than dst by a margin on each side (the image's own
+    # margin beyond the frame), centred on it.
     xx, yy, z = cuda.grid(3)
     n_u, n_c, height, width = dst.shape
     if xx >= width or yy >= height or z >= n_u * n_c:
@@ -45,16 +47,18 @@ def bank_pass_kernel(src, wu, dst, axis):
     s = min(u, src.shape[0] - 1)
     k = wu.shape[1]
     half = k // 2
+    my = (src.shape[2] - height) // 2
+    mx = (src.shape[3] - width) // 2
     acc = F0
     for a in range(k):
         if axis == 0:
-            r = yy + a - half
-            if r >= 0 and r < height:
-                acc += wu[u, a] * src[s, c, r, xx]
+            r = yy + my + a - half
+            if r >= 0 and r < src.shape[2]:
+                acc += wu[u, a] * src[s, c, r, xx + mx]
         else:
-            q = xx + a - half
-            if q >= 0 and q < width:
-                acc += wu[u, a] * src[s, c, yy, q]
+            q = xx + mx + a - half
+            if q >= 0 and q < src.shape[3]:
+                acc += wu[u, a] * src[s, c, yy + my, q]
     dst[u, c, yy, xx] = acc
 
 
@@ -118,7 +122,7 @@ def golden_kernel(x, b, state, focus, coef, rmin, k, cs, evaluations):
     # help stage the tile) and never touch the state.
     tile = cuda.shared.array(0, dtype=float32)
     wl = cuda.local.array(MAX_K, dtype=float32)
-    geometry, qy, qx, restage = stage_block(x, tile, k, cs)  # one tile for every step
+    geometry, qy, qx, restage = stage_block(x, b, tile, k, cs)  # one tile for every step
     i = qy * b.shape[3] + qx
     inside = qy == geometry[6] and qx == geometry[7]
     for _ in range(evaluations):
