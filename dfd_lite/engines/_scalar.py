@@ -47,6 +47,19 @@ def gaussian_exponent(radius):
     return _MINUS_HALF / (sigma * sigma)
 
 
+def disc_chord_integral(radius, t):
+    """``G(t) = t sqrt(R^2 - t^2) + R^2 asin(t / R)``, ``t`` clipped to ``[-R, R]``.
+
+    The area of the disc of radius ``R`` (centred at 0) between heights 0
+    and ``t``: the antiderivative of the chord length ``2 sqrt(R^2 - t^2)``,
+    so the disc's area between heights ``t0 < t1`` is ``G(t1) - G(t0)``.
+    ``R`` is floored at 1e-3 px.
+    """
+    r = max(radius, 1e-3)
+    u = min(max(t, -r), r)
+    return u * math.sqrt(max(r * r - u * u, 0.0)) + r * r * math.asin(min(max(u / r, -1.0), 1.0))
+
+
 def disc_half_width(radius, dy, half):
     """Half-width of row ``dy`` of the model's disc PSF of ``radius`` (pixels), at most ``half + 0.5``.
 
@@ -55,19 +68,11 @@ def disc_half_width(radius, dy, half):
     anti-aliased at its two ends by pixel coverage. Row sums, and so the
     total, are exact; only the spread of each row's ends differs from true
     pixel coverage. ``half`` is the half-width of the window: a wider row is
-    truncated to it.
+    truncated to it. (The kernels compute the same from
+    :func:`disc_chord_integral` at the rows' shared boundaries.)
     """
-    # The strip's area is G(top) - G(bottom) with the antiderivative of the
-    # chord length, G(t) = t sqrt(R^2 - t^2) + R^2 asin(t / R), t in [-R, R].
-    # (Written out twice: a device function cannot call a plain helper.)
-    r = max(radius, 1e-3)
-    top = min(max(dy + 0.5, -r), r)
-    bottom = min(max(dy - 0.5, -r), r)
-    g_top = top * math.sqrt(max(r * r - top * top, 0.0)) + \
-        r * r * math.asin(min(max(top / r, -1.0), 1.0))
-    g_bottom = bottom * math.sqrt(max(r * r - bottom * bottom, 0.0)) + \
-        r * r * math.asin(min(max(bottom / r, -1.0), 1.0))
-    return min(0.5 * (g_top - g_bottom), half + 0.5)
+    area = disc_chord_integral(radius, dy + 0.5) - disc_chord_integral(radius, dy - 0.5)
+    return min(0.5 * area, half + 0.5)
 
 
 def box_overlap(dx, half_width):

@@ -25,7 +25,7 @@ _golden_init = numba.njit(_scalar.golden_init)
 _golden_advance = numba.njit(_scalar.golden_advance)
 _fold_min = numba.njit(_scalar.fold_min)
 _keep_better = numba.njit(_scalar.keep_better)
-_disc_half_width = numba.njit(inline="always")(_scalar.disc_half_width)
+_disc_chord_integral = numba.njit(inline="always")(_scalar.disc_chord_integral)
 
 # Bytes of loss maps the grid search holds at once (one map per candidate).
 _VOLUME_BYTES = 256 * 2**20
@@ -147,39 +147,21 @@ def _disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
         y = job % height
         for xx in range(width):
             r = _blur_radius(depth[y, xx], focus[f], coef[f], min_radius)
+            # _scalar.disc_half_width row by row, sharing each boundary's
+            # chord integral between the two rows it separates and using the
+            # disc's symmetry: rows dy and -dy are the same
+            lower = -_disc_chord_integral(r, 0.5)
             total = 0.0
-            for a in range(k):
+            for dy in range(half + 1):
                 hw = 0.0
-                if abs(a - half) - 0.5 < r:  # rows past the disc's edge are empty
-                    hw = _disc_half_width(r, a - half, half)
-                half_width[f, a, y, xx] = hw
-                total += 2.0 * hw
+                if dy - 0.5 < r:  # rows past the disc's edge are empty
+                    upper = _disc_chord_integral(r, dy + 0.5)
+                    hw = min(0.5 * (upper - lower), half + 0.5)
+                    lower = upper
+                half_width[f, half + dy, y, xx] = hw
+                half_width[f, half - dy, y, xx] = hw
+                total += 2.0 * hw if dy == 0 else 4.0 * hw
             inv_area[f, y, xx] = 1.0 / total
-
-
-@numba.njit(inline="always")
-def _row_box(prefix, row, cx, hw):
-    # sum of row[cx - hw .. cx + hw] with pixels weighted by their coverage
-    if hw <= 0.5:
-        return 2.0 * hw * row[cx]
-    m = int(hw - 0.5)
-    frac = hw - 0.5 - m
-    return prefix[cx + m + 1] - prefix[cx - m] + frac * (row[cx + m + 1] + row[cx - m - 1])
-
-
-@numba.njit(inline="always")
-def _row_box_adjoint(diff, dst, cx, hw, t):
-    # adjoint of _row_box: spread t over the same pixels with the same weights;
-    # the interior goes into a difference array, summed once per row at the end
-    if hw <= 0.5:
-        dst[cx] += 2.0 * hw * t
-        return
-    m = int(hw - 0.5)
-    frac = hw - 0.5 - m
-    diff[cx - m] += t
-    diff[cx + m + 1] -= t
-    dst[cx + m + 1] += frac * t
-    dst[cx - m - 1] += frac * t
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -192,18 +174,29 @@ def _disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
         f = job // height
         y = job % height
         scale = inv_area[f, y]
-        for c in range(n_c):
-            acc = out[f, c, y]
-            acc[:] = 0.0
-            for a in range(k):
-                hws = half_width[f, a, y]
-                pre = prefix[c, y + a + 1]
-                src = xpad[c, y + a + 1]
-                for xx in range(width):
-                    if hws[xx] > 0.0:  # rows beyond the disc's edge are empty
-                        acc[xx] += _row_box(pre, src, xx + pad, hws[xx])
+        acc = out[f, :, y]
+        acc[:] = 0.0
+        for a in range(k):
+            hws = half_width[f, a, y]
+            r = y + a + 1
             for xx in range(width):
-                acc[xx] *= scale[xx]
+                hw = hws[xx]
+                if hw <= 0.0:  # rows beyond the disc's edge are empty
+                    continue
+                # the box's pixels are found once and read in every channel
+                cx = xx + pad
+                if hw <= 0.5:
+                    for c in range(n_c):
+                        acc[c, xx] += 2.0 * hw * xpad[c, r, cx]
+                    continue
+                m = int(hw - 0.5)
+                frac = hw - 0.5 - m
+                for c in range(n_c):
+                    acc[c, xx] += prefix[c, r, cx + m + 1] - prefix[c, r, cx - m] + \
+                        frac * (xpad[c, r, cx + m + 1] + xpad[c, r, cx - m - 1])
+        for c in range(n_c):
+            for xx in range(width):
+                acc[c, xx] *= scale[xx]
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -216,28 +209,46 @@ def _disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad, 
     wide = width + 2 * pad
     for rr in numba.prange(height + 2 * margin):
         big_r = rr + pad - margin
-        diff = np.empty(wide + 1, dtype=np.float32)
-        for c in range(n_c):
-            dst = outpad[c, big_r]
-            dst[:] = 0.0
-            diff[:] = 0.0
-            for f in range(n_f):
-                for a in range(k):
-                    py = big_r - a - 1
-                    if py < 0 or py >= height:
+        diff = np.zeros((n_c, wide + 1), dtype=np.float32)
+        dst = outpad[:, big_r]
+        dst[:] = 0.0
+        for f in range(n_f):
+            for a in range(k):
+                py = big_r - a - 1
+                if py < 0 or py >= height:
+                    continue
+                hws = half_width[f, a, py]
+                scale = inv_area[f, py]
+                for xx in range(width):
+                    hw = hws[xx]
+                    if hw <= 0.0:
                         continue
-                    hws = half_width[f, a, py]
-                    scale = inv_area[f, py]
-                    src = ystack[f, c, py]
-                    ref = minus[f, c, py]
-                    for xx in range(width):
-                        if hws[xx] > 0.0:
-                            v = src[xx] - ref[xx] if subtract else src[xx]
-                            _row_box_adjoint(diff, dst, xx + pad, hws[xx], v * scale[xx])
+                    cx = xx + pad
+                    if hw <= 0.5:
+                        for c in range(n_c):
+                            v = ystack[f, c, py, xx]
+                            if subtract:
+                                v -= minus[f, c, py, xx]
+                            dst[c, cx] += 2.0 * hw * v * scale[xx]
+                        continue
+                    # the adjoint of the box: the interior into a difference
+                    # array (summed once per row below), the two ends direct
+                    m = int(hw - 0.5)
+                    frac = hw - 0.5 - m
+                    for c in range(n_c):
+                        v = ystack[f, c, py, xx]
+                        if subtract:
+                            v -= minus[f, c, py, xx]
+                        t = v * scale[xx]
+                        diff[c, cx - m] += t
+                        diff[c, cx + m + 1] -= t
+                        dst[c, cx + m + 1] += frac * t
+                        dst[c, cx - m - 1] += frac * t
+        for c in range(n_c):
             run = np.float32(0.0)
             for j in range(wide):
-                run += diff[j]
-                dst[j] += run
+                run += diff[c, j]
+                dst[c, j] += run
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
