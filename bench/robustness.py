@@ -48,7 +48,7 @@ ROWS = {
                           {"boundary": "extend"}),
     "disc-by-paper": ("physical disc, scatter", dict(kind="phys"), NYU, {"boundary": "extend"}),
     "disc-by-half-gauss": ("physical disc, scatter", dict(kind="phys"), HALF,
-                           {"boundary": "extend", "kernel_size": "optics"}),
+                           {"boundary": "extend", "kernel_size": 23}),
     "gauss-by-disc": ("physical Gaussian (sigma = r/2), scatter",
                       dict(kind="phys", psf="gaussian", camera=HALF), DISC,
                       {"boundary": "extend"}),

@@ -113,8 +113,9 @@ class BlurOperator:
     kernel_size : int, optional
         Odd PSF window ``K``; default :func:`default_kernel_size` of the image.
     backend : {"auto", "cpu", "cuda"} or engine, optional
-        Where the kernels run; ``"auto"`` uses CUDA when a GPU is available
-        and implements ``camera.psf`` (the disc runs on the CPU so far).
+        Where the kernels run; ``"auto"`` uses CUDA when a GPU is available,
+        for the Gaussian (the CUDA disc kernels have run in Numba's simulator
+        only so far: ask for them with ``backend="cuda"``).
 
     Attributes
     ----------
@@ -122,7 +123,7 @@ class BlurOperator:
         The :mod:`dfd_lite.engines` engine the operator runs on.
     weights : engine array, shape (F, K, H, W), float32
         Per-pixel 1-D Gaussian weights on the engine's device; for the disc
-        a :class:`~dfd_lite.engines.cpu.DiscWeights` (row half-widths and
+        a :class:`~dfd_lite.engines.DiscWeights` (row half-widths and
         ``1 / area``).
     shape : (int, int)
         ``(F * H * W, H * W)``: the operator on one channel of a flattened

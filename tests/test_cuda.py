@@ -312,12 +312,52 @@ def test_golden_kernel_runs_many_steps_in_one_launch(scene):
     np.testing.assert_allclose(states[1][_scalar.BEST_Z], states[0][_scalar.BEST_Z], atol=1e-3)
 
 
-def test_cuda_engine_refuses_the_disc_psf_with_a_clear_error():
+@pytest.mark.parametrize("margin", [0, 2])
+def test_disc_psf_on_both_engines(margin):
+    # every disc primitive, the CUDA direct sums against the CPU prefix sums
     disc = CAM.with_psf("disc")
-    with pytest.raises(ValueError, match="Gaussian PSF only.*backend='cpu'"):
-        dl.BlurOperator(np.full((6, 6), 2.0), disc, kernel_size=K, backend="cuda")
-    with pytest.raises(ValueError, match="Gaussian PSF only"):
-        GPU.constant_depth_losses(None, None, np.ones((1, 5), np.float32), K, None, "disc")
+    rng = np.random.default_rng(7 + margin)
+    h, w = 8, 9
+    depth = rng.uniform(1.0, 5.0, (h, w)).astype(np.float32)
+    x = rng.random((2, h + 2 * margin, w + 2 * margin)).astype(np.float32)
+    y = rng.standard_normal((5, 2, h, w)).astype(np.float32)
+    optics = thin_lens_coefficients(disc)
+    cands = np.array([1.2, 2.0, 3.5], dtype=np.float32)
+    radii = dl.psf_radius(cands, disc).T.astype(np.float32)
+
+    def run(e):
+        o = e.optics(optics, "disc")
+        wts = e.weights(e.asarray(depth), o, K)
+        fwd = e.to_host(e.forward(e.asarray(x), wts))
+        adj = e.to_host(e.adjoint(e.asarray(y), wts, margin=margin))
+        b = e.asarray(fwd + 0.01)
+        loss = e.to_host(e.pixel_loss(e.asarray(x), b, e.asarray(depth), o, K))
+        vol = e.to_host(e.constant_depth_losses(e.asarray(x), b, radii, K, e.empty((3, h, w)),
+                                                "disc"))
+        return (e.to_host(wts.half_width), e.to_host(wts.inv_area), fwd, adj, loss, vol)
+
+    for cpu, gpu in zip(run(CPU), run(GPU)):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+
+
+def test_disc_depth_search_on_both_engines():
+    disc = CAM.with_psf("disc")
+    rng = np.random.default_rng(3)
+    aif = rng.random((8, 9, 1)).astype(np.float32)
+    depth = rng.uniform(1.2, 4.5, (8, 9))
+    stack = dl.render_stack(aif, depth, disc, kernel_size=K, backend="cpu")
+    cands = np.linspace(1.0, 5.0, 9)
+    a = dl.depth_step(aif, stack, disc, cands, kernel_size=K, backend="cpu")
+    b = dl.depth_step(aif, stack, disc, cands, kernel_size=K, backend="cuda")
+    np.testing.assert_allclose(b.depth, a.depth, atol=2e-3)
+
+
+def test_auto_keeps_the_disc_on_the_cpu_until_a_gpu_has_run_it():
+    assert engines.resolve("auto", psf="disc").name == "cpu"
+    assert "disc" not in engines.ENGINE_PSFS["cuda"]
+
+
+def test_blur_scale_runs_unchanged_on_the_gpu():
     # blur_scale needs no new kernel: it is folded into the thin-lens coefficients
     scaled = CAM.with_psf(blur_scale=0.6)
     depth = np.random.default_rng(0).uniform(1.0, 5.0, (9, 10))

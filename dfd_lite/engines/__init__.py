@@ -48,9 +48,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 BACKENDS = ("auto", "cpu", "cuda")
 
-__all__ = ["BACKENDS", "Optics", "resolve", "cuda_available", "cuda_simulated", "is_engine"]
+__all__ = ["BACKENDS", "Optics", "DiscWeights", "resolve", "cuda_available", "cuda_simulated", "is_engine"]
 
 
 def cuda_simulated() -> bool:
@@ -71,6 +73,34 @@ class Optics(NamedTuple):
     coef: object
     min_radius: float
     psf: str
+
+
+class DiscWeights(NamedTuple):
+    """Per-pixel disc PSFs in a ``K x K`` window.
+
+    Rows ``dy`` and ``-dy`` of the PSF of pixel ``p`` in slice ``f`` are
+    boxes of half-width ``half_width[f, dy, p]`` (``dy = 0 .. K // 2``: a disc
+    is symmetric, so only half its rows are stored), anti-aliased at their
+    ends (:func:`~dfd_lite.engines._scalar.disc_half_width`); the PSF is the
+    sum of the rows times ``inv_area[f, p]``. On the CPU a row costs O(1)
+    with prefix sums, so a disc of radius r costs O(r) per pixel.
+
+    Attributes
+    ----------
+    half_width : engine array, shape (F, K // 2 + 1, H, W), float32
+    inv_area : engine array, shape (F, H, W), float32
+    kernel_size : int
+    """
+
+    half_width: np.ndarray
+    inv_area: np.ndarray
+    kernel_size: int
+
+    @property
+    def shape(self):
+        """``(F, K, H, W)``, as for the Gaussian's taps."""
+        n_f, _, h, w = (int(v) for v in self.half_width.shape)
+        return (n_f, self.kernel_size, h, w)
 
 
 def _cuda_status():
@@ -96,7 +126,9 @@ def is_engine(obj) -> bool:
         isinstance(getattr(obj, "name", None), str)
 
 
-#: PSF shapes each engine implements.
+#: PSF shapes ``"auto"`` hands to each engine. The CUDA engine has disc
+#: kernels too (``backend="cuda"`` runs them), but they have so far been
+#: checked in Numba's simulator only, so ``"auto"`` keeps the disc on the CPU.
 ENGINE_PSFS = {"cpu": ("gaussian", "disc"), "cuda": ("gaussian",)}
 
 
@@ -111,7 +143,7 @@ def resolve(backend="auto", *, psf="gaussian"):
         is, so a caller can keep one (and its buffers) across calls.
     psf : {"gaussian", "disc"}
         The PSF the engine will run: ``"auto"`` keeps to the CPU for a PSF
-        the CUDA engine lacks (see :data:`ENGINE_PSFS`).
+        not listed for CUDA in :data:`ENGINE_PSFS`.
 
     Returns
     -------

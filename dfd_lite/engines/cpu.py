@@ -9,15 +9,13 @@ slices times rows), so no two threads write the same pixel.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numba
 import numpy as np
 import scipy.ndimage as ndi
 
-from . import Optics, _scalar
+from . import DiscWeights, Optics, _scalar
 
-__all__ = ["CpuEngine", "DiscWeights"]
+__all__ = ["CpuEngine"]
 
 _blur_radius = numba.njit(inline="always")(_scalar.blur_radius)
 _gaussian_exponent = numba.njit(inline="always")(_scalar.gaussian_exponent)
@@ -120,36 +118,18 @@ def _adjoint_kernel(ystack, minus, subtract, wts, outpad, margin):
 # Disc PSF: each row of the disc is a box, summed with prefix sums
 # ---------------------------------------------------------------------------
 
-class DiscWeights(NamedTuple):
-    """Per-pixel disc PSFs: row half-widths ``(F, K, H, W)`` and ``1 / area`` ``(F, H, W)``.
-
-    Row ``a`` (offset ``a - K // 2``) of the PSF of pixel ``p`` in slice
-    ``f`` is a box of half-width ``half_width[f, a, p]`` anti-aliased at its
-    ends (:func:`~dfd_lite.engines._scalar.disc_half_width`); the PSF is the
-    sum of the rows times ``inv_area[f, p]``. A row costs O(1) with prefix
-    sums, so a disc of radius r costs O(r) per pixel, not O(r^2).
-    """
-
-    half_width: np.ndarray
-    inv_area: np.ndarray
-
-    @property
-    def shape(self):
-        return self.half_width.shape
-
-
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
-    n_f, k, height, width = half_width.shape
-    half = k // 2
+    n_f, rows, height, width = half_width.shape
+    half = rows - 1
     for job in numba.prange(n_f * height):
         f = job // height
         y = job % height
         for xx in range(width):
             r = _blur_radius(depth[y, xx], focus[f], coef[f], min_radius)
             # _scalar.disc_half_width row by row, sharing each boundary's
-            # chord integral between the two rows it separates and using the
-            # disc's symmetry: rows dy and -dy are the same
+            # chord integral between the two rows it separates; rows dy and
+            # -dy are the same, so only dy >= 0 is stored
             lower = -_disc_chord_integral(r, 0.5)
             total = 0.0
             for dy in range(half + 1):
@@ -158,8 +138,7 @@ def _disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
                     upper = _disc_chord_integral(r, dy + 0.5)
                     hw = min(0.5 * (upper - lower), half + 0.5)
                     lower = upper
-                half_width[f, half + dy, y, xx] = hw
-                half_width[f, half - dy, y, xx] = hw
+                half_width[f, dy, y, xx] = hw
                 total += 2.0 * hw if dy == 0 else 4.0 * hw
             inv_area[f, y, xx] = 1.0 / total
 
@@ -167,18 +146,19 @@ def _disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
     # xpad is padded by K // 2 + 1 on every side; prefix[c, R, j] = sum of xpad[c, R, :j]
-    n_f, k, height, width = half_width.shape
+    n_f, rows, height, width = half_width.shape
     n_c = xpad.shape[0]
-    pad = k // 2 + 1
+    pad = rows  # K // 2 + 1
     for job in numba.prange(n_f * height):
         f = job // height
         y = job % height
         scale = inv_area[f, y]
         acc = out[f, :, y]
         acc[:] = 0.0
-        for a in range(k):
-            hws = half_width[f, a, y]
-            r = y + a + 1
+        for dy in range(rows):
+            hws = half_width[f, dy, y]
+            below = y + pad + dy      # rows dy and -dy share the box
+            above = y + pad - dy
             for xx in range(width):
                 hw = hws[xx]
                 if hw <= 0.0:  # rows beyond the disc's edge are empty
@@ -187,13 +167,22 @@ def _disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
                 cx = xx + pad
                 if hw <= 0.5:
                     for c in range(n_c):
-                        acc[c, xx] += 2.0 * hw * xpad[c, r, cx]
+                        v = xpad[c, below, cx]
+                        if dy > 0:
+                            v += xpad[c, above, cx]
+                        acc[c, xx] += 2.0 * hw * v
                     continue
                 m = int(hw - 0.5)
                 frac = hw - 0.5 - m
+                lo = cx - m
+                hi = cx + m + 1
                 for c in range(n_c):
-                    acc[c, xx] += prefix[c, r, cx + m + 1] - prefix[c, r, cx - m] + \
-                        frac * (xpad[c, r, cx + m + 1] + xpad[c, r, cx - m - 1])
+                    v = prefix[c, below, hi] - prefix[c, below, lo] + \
+                        frac * (xpad[c, below, hi] + xpad[c, below, lo - 1])
+                    if dy > 0:
+                        v += prefix[c, above, hi] - prefix[c, above, lo] + \
+                            frac * (xpad[c, above, hi] + xpad[c, above, lo - 1])
+                    acc[c, xx] += v
         for c in range(n_c):
             for xx in range(width):
                 acc[c, xx] *= scale[xx]
@@ -203,9 +192,9 @@ def _disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
 def _disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad, margin):
     # Gather over padded output rows, as _adjoint_kernel: the thread that
     # owns row R collects every output row py whose PSF rows reach it.
-    n_f, k, height, width = half_width.shape
+    n_f, rows, height, width = half_width.shape
     n_c = ystack.shape[1]
-    pad = k // 2 + 1
+    pad = rows  # K // 2 + 1
     wide = width + 2 * pad
     for rr in numba.prange(height + 2 * margin):
         big_r = rr + pad - margin
@@ -213,11 +202,11 @@ def _disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad, 
         dst = outpad[:, big_r]
         dst[:] = 0.0
         for f in range(n_f):
-            for a in range(k):
-                py = big_r - a - 1
+            for s in range(-(rows - 1), rows):
+                py = big_r - pad - s  # output row whose PSF row s lands here
                 if py < 0 or py >= height:
                     continue
-                hws = half_width[f, a, py]
+                hws = half_width[f, abs(s), py]
                 scale = inv_area[f, py]
                 for xx in range(width):
                     hw = hws[xx]
@@ -472,8 +461,9 @@ class CpuEngine:
         shape = (focus.size, k) + depth.shape
         if psf == "disc":
             if out is None:
-                out = DiscWeights(np.empty(shape, dtype=np.float32),
-                                  np.empty((focus.size,) + depth.shape, dtype=np.float32))
+                out = DiscWeights(np.empty((focus.size, k // 2 + 1) + depth.shape,
+                                           dtype=np.float32),
+                                  np.empty((focus.size,) + depth.shape, dtype=np.float32), k)
             _disc_weights_kernel(depth, focus, coef, min_radius, out.half_width, out.inv_area)
             return out
         if out is None:

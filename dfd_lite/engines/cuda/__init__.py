@@ -6,8 +6,9 @@ GPU), so the package works on machines without CUDA. With no GPU, setting
 Numba's simulator (correct, but thousands of times slower).
 
 The kernels are split by concern: :mod:`._common` (import, constants,
-launch geometry, transfers), :mod:`.blur` (the operator and the per-pixel
-loss), :mod:`.depth` (grid search, box filter and the per-pixel algorithms
+launch geometry, transfers), :mod:`.blur` (the Gaussian operator and the
+per-pixel loss), :mod:`.disc` (the same for the disc PSF, and its blur
+bank), :mod:`.depth` (grid search, box filter and the per-pixel algorithms
 shared with the CPU), :mod:`.reductions` (FISTA's vector operations).
 """
 
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import Optics, _scalar
+from .. import DiscWeights, Optics, _scalar
 from . import blur as _blur
 from . import depth as _depth
+from . import disc as _disc
 from . import reductions as _red
 from ._common import (MAX_K, SHARED_TARGET, SIMULATED, TPB, blocks1, cuda, flat, grid2,
                       is_device_array, rows, tile_config, to_device)
@@ -84,20 +86,26 @@ class CudaEngine:
         return have[:shape[0]]
 
     def optics(self, coefficients, psf="gaussian"):
-        if psf != "gaussian":
-            raise ValueError(f"the CUDA engine implements the Gaussian PSF only, not psf={psf!r}; "
-                             "use backend='cpu'")
         focus, coef, min_radius = coefficients
         return Optics(to_device(np.asarray(focus, dtype=np.float32)),
                       to_device(np.asarray(coef, dtype=np.float32)), np.float32(min_radius), psf)
 
     # -- blur operator -----------------------------------------------------
     def weights(self, depth, optics, k, out=None):
-        focus, coef, min_radius, _ = optics
+        focus, coef, min_radius, psf = optics
         if k > MAX_K:
             raise ValueError(f"kernel_size {k} is larger than the CUDA kernels support "
                              f"({MAX_K}); use backend='cpu'")
         h, w = (int(s) for s in depth.shape)
+        if psf == "disc":
+            n_f = int(focus.shape[0])
+            if out is None:
+                out = DiscWeights(cuda.device_array((n_f, k // 2 + 1, h, w), dtype=np.float32),
+                                  cuda.device_array((n_f, h, w), dtype=np.float32), k)
+            grid, block = grid2(h, w)
+            _disc.disc_weights_kernel[grid, block](depth, focus, coef, min_radius,
+                                                   out.half_width, out.inv_area)
+            return out
         if out is None:
             out = cuda.device_array((int(focus.shape[0]), k, h, w), dtype=np.float32)
         grid, block = grid2(h, w)
@@ -109,6 +117,10 @@ class CudaEngine:
         n_c = int(x.shape[0])
         if out is None:
             out = cuda.device_array((n_f, n_c, h, w), dtype=np.float32)
+        if isinstance(weights, DiscWeights):
+            grid, block = grid2(h, w)
+            _disc.disc_forward_kernel[grid, block](x, weights.half_width, weights.inv_area, out)
+            return out
         grid, block, cs, nbytes = tile_config(h, w, k, n_c, self.shared_target)
         _blur.forward_kernel[grid, block, 0, nbytes](x, weights, out, cs)
         return out
@@ -119,6 +131,11 @@ class CudaEngine:
             out = cuda.device_array((int(y.shape[1]), h + 2 * margin, w + 2 * margin),
                                     dtype=np.float32)
         grid, block = grid2(int(out.shape[1]), int(out.shape[2]))
+        if isinstance(weights, DiscWeights):
+            _disc.disc_adjoint_kernel[grid, block](y, y if minus is None else minus,
+                                                   weights.half_width, weights.inv_area, out,
+                                                   minus is not None)
+            return out
         _blur.adjoint_kernel[grid, block](y, y if minus is None else minus, weights, out,
                                           minus is not None)
         return out
@@ -147,18 +164,22 @@ class CudaEngine:
 
     # -- depth search ------------------------------------------------------
     def pixel_loss(self, x, b, depth, optics, k, out=None):
-        focus, coef, min_radius, _ = optics
+        focus, coef, min_radius, psf = optics
         n_c = int(x.shape[0])
         h, w = (int(s) for s in depth.shape)
         if out is None:
             out = cuda.device_array((h, w), dtype=np.float32)
+        if psf == "disc":
+            grid, block = grid2(h, w)
+            _disc.disc_pixel_loss_kernel[grid, block](x, b, depth, focus, coef, min_radius,
+                                                      k // 2, out)
+            return out
         grid, block, cs, nbytes = tile_config(h, w, k, n_c, self.shared_target)
         _blur.pixel_loss_kernel[grid, block, 0, nbytes](x, b, depth, focus, coef, min_radius,
                                                         k, cs, out)
         return out
 
     def constant_depth_losses(self, x, b, radii, k, out, psf="gaussian"):
-        self.optics(([], [], 0.0), psf)  # refuses a PSF this engine lacks
         # Every candidate is one depth everywhere, and many share a radius
         # (all the slices clamped to min_radius, for one): the image is
         # blurred once per *distinct* radius into a bank, then each thread
@@ -166,15 +187,29 @@ class CudaEngine:
         # The plan (distinct radii, their taps, which one each candidate
         # and slice reads) depends on the candidates only: a solve asks for
         # the same one every epoch, so the last one is kept.
-        key = (radii.tobytes(), radii.shape, k)
+        key = (radii.tobytes(), radii.shape, k, psf)
         if self._bank_plan is None or self._bank_plan[0] != key:
             distinct, inverse = np.unique(radii, return_inverse=True)
+            if psf == "disc":   # the rows dy >= 0 of each disc, and 1 / its area
+                rows = _scalar.disc_rows(distinct, k)[:, k // 2:]
+                taps = (to_device(rows.astype(np.float32)),
+                        to_device((1.0 / (2.0 * rows[:, 0] + 4.0 * rows[:, 1:].sum(1)))
+                                  .astype(np.float32)))
+            else:
+                taps = to_device(_scalar.gaussian_taps(distinct, k))
             self._bank_plan = (key, distinct.size,
                                to_device(inverse.reshape(radii.shape).astype(np.int32), np.int32),
-                               to_device(_scalar.gaussian_taps(distinct, k)))
+                               taps)
         _, n_u, plane_u, wu = self._bank_plan
         n_c = int(x.shape[0])
         h, w = (int(s) for s in b.shape[2:])
+        if psf == "disc":
+            bank = self.scratch("bank", (n_u, n_c, h, w))
+            grid, block = grid2(h, w)
+            _disc.disc_bank_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](x, wu[0], wu[1],
+                                                                              bank)
+            _depth.bank_loss_kernel[grid, block](bank, b, plane_u, out)
+            return out
         wide = int(x.shape[2])  # the frame plus the image's margin on both sides
         # columns first: the row pass still needs the image's margin left and right
         tmp = self.scratch("bank_tmp", (n_u, n_c, h, wide))
@@ -203,8 +238,15 @@ class CudaEngine:
         _depth.golden_init_kernel[blocks1(index.size), TPB](rows(state), cands, flat(index))
 
     def golden_search(self, x, b, state, optics, k, evaluations):
-        focus, coef, min_radius, _ = optics
+        focus, coef, min_radius, psf = optics
         h, w = (int(s) for s in state.shape[1:])
+        if psf == "disc":
+            # one loss pass, then one update of every pixel, per evaluation
+            loss = self.scratch("golden_loss", (h, w))
+            for _ in range(evaluations):
+                self.pixel_loss(x, b, state[_scalar.Z_NEXT], optics, k, out=loss)
+                _depth.golden_advance_kernel[blocks1(h * w), TPB](rows(state), flat(loss))
+            return
         grid, block, cs, nbytes = tile_config(h, w, k, int(x.shape[0]), self.shared_target)
         # On a GPU the whole search is one launch. The simulator runs a
         # block's threads as Python threads, and long-running ones slow it

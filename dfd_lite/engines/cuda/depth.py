@@ -108,6 +108,13 @@ def fold_min_kernel(volume, n0, best, index):
 
 
 @cuda.jit
+def golden_advance_kernel(state, loss):
+    i = cuda.grid(1)
+    if i < loss.size:
+        _golden_advance(state, i, loss[i])
+
+
+@cuda.jit
 def golden_init_kernel(state, cands, index):
     i = cuda.grid(1)
     if i < index.size:
