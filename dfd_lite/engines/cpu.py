@@ -14,6 +14,8 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from . import DiscWeights, Optics, _scalar
+from ._cpu_disc import (disc_adjoint_kernel, disc_constant_losses_kernel, disc_forward_kernel,
+                        disc_weights_kernel, prefix_sums)
 
 __all__ = ["CpuEngine"]
 
@@ -23,7 +25,6 @@ _golden_init = numba.njit(_scalar.golden_init)
 _golden_advance = numba.njit(_scalar.golden_advance)
 _fold_min = numba.njit(_scalar.fold_min)
 _keep_better = numba.njit(_scalar.keep_better)
-_disc_chord_integral = numba.njit(inline="always")(_scalar.disc_chord_integral)
 
 # Bytes of loss maps the grid search holds at once (one map per candidate).
 _VOLUME_BYTES = 256 * 2**20
@@ -112,186 +113,6 @@ def _adjoint_kernel(ystack, minus, subtract, wts, outpad, margin):
                         wb = wts[f, b, py]
                         for xx in range(width):
                             dst[xx + b] += t[xx] * wb[xx]
-
-
-# ---------------------------------------------------------------------------
-# Disc PSF: each row of the disc is a box, summed with prefix sums
-# ---------------------------------------------------------------------------
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
-    n_f, rows, height, width = half_width.shape
-    half = rows - 1
-    for job in numba.prange(n_f * height):
-        f = job // height
-        y = job % height
-        for xx in range(width):
-            r = _blur_radius(depth[y, xx], focus[f], coef[f], min_radius)
-            # _scalar.disc_half_width row by row, sharing each boundary's
-            # chord integral between the two rows it separates; rows dy and
-            # -dy are the same, so only dy >= 0 is stored
-            lower = -_disc_chord_integral(r, 0.5)
-            total = 0.0
-            for dy in range(half + 1):
-                hw = 0.0
-                if dy - 0.5 < r:  # rows past the disc's edge are empty
-                    upper = _disc_chord_integral(r, dy + 0.5)
-                    hw = min(0.5 * (upper - lower), half + 0.5)
-                    lower = upper
-                half_width[f, dy, y, xx] = hw
-                total += 2.0 * hw if dy == 0 else 4.0 * hw
-            inv_area[f, y, xx] = 1.0 / total
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
-    # xpad is padded by K // 2 + 1 on every side; prefix[c, R, j] = sum of xpad[c, R, :j]
-    n_f, rows, height, width = half_width.shape
-    n_c = xpad.shape[0]
-    pad = rows  # K // 2 + 1
-    for job in numba.prange(n_f * height):
-        f = job // height
-        y = job % height
-        scale = inv_area[f, y]
-        acc = out[f, :, y]
-        acc[:] = 0.0
-        for dy in range(rows):
-            hws = half_width[f, dy, y]
-            below = y + pad + dy      # rows dy and -dy share the box
-            above = y + pad - dy
-            for xx in range(width):
-                hw = hws[xx]
-                if hw <= 0.0:  # rows beyond the disc's edge are empty
-                    continue
-                # the box's pixels are found once and read in every channel
-                cx = xx + pad
-                if hw <= 0.5:
-                    for c in range(n_c):
-                        v = xpad[c, below, cx]
-                        if dy > 0:
-                            v += xpad[c, above, cx]
-                        acc[c, xx] += 2.0 * hw * v
-                    continue
-                m = int(hw - 0.5)
-                frac = hw - 0.5 - m
-                lo = cx - m
-                hi = cx + m + 1
-                for c in range(n_c):
-                    v = prefix[c, below, hi] - prefix[c, below, lo] + \
-                        frac * (xpad[c, below, hi] + xpad[c, below, lo - 1])
-                    if dy > 0:
-                        v += prefix[c, above, hi] - prefix[c, above, lo] + \
-                            frac * (xpad[c, above, hi] + xpad[c, above, lo - 1])
-                    acc[c, xx] += v
-        for c in range(n_c):
-            for xx in range(width):
-                acc[c, xx] *= scale[xx]
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad, margin):
-    # Gather over padded output rows, as _adjoint_kernel: the thread that
-    # owns row R collects every output row py whose PSF rows reach it.
-    n_f, rows, height, width = half_width.shape
-    n_c = ystack.shape[1]
-    pad = rows  # K // 2 + 1
-    wide = width + 2 * pad
-    for rr in numba.prange(height + 2 * margin):
-        big_r = rr + pad - margin
-        diff = np.zeros((n_c, wide + 1), dtype=np.float32)
-        dst = outpad[:, big_r]
-        dst[:] = 0.0
-        for f in range(n_f):
-            for s in range(-(rows - 1), rows):
-                py = big_r - pad - s  # output row whose PSF row s lands here
-                if py < 0 or py >= height:
-                    continue
-                hws = half_width[f, abs(s), py]
-                scale = inv_area[f, py]
-                for xx in range(width):
-                    hw = hws[xx]
-                    if hw <= 0.0:
-                        continue
-                    cx = xx + pad
-                    if hw <= 0.5:
-                        for c in range(n_c):
-                            v = ystack[f, c, py, xx]
-                            if subtract:
-                                v -= minus[f, c, py, xx]
-                            dst[c, cx] += 2.0 * hw * v * scale[xx]
-                        continue
-                    # the adjoint of the box: the interior into a difference
-                    # array (summed once per row below), the two ends direct
-                    m = int(hw - 0.5)
-                    frac = hw - 0.5 - m
-                    for c in range(n_c):
-                        v = ystack[f, c, py, xx]
-                        if subtract:
-                            v -= minus[f, c, py, xx]
-                        t = v * scale[xx]
-                        diff[c, cx - m] += t
-                        diff[c, cx + m + 1] -= t
-                        dst[c, cx + m + 1] += frac * t
-                        dst[c, cx - m - 1] += frac * t
-        for c in range(n_c):
-            run = np.float32(0.0)
-            for j in range(wide):
-                run += diff[c, j]
-                dst[c, j] += run
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _disc_constant_losses_kernel(xpad, prefix, b, hw, inv_area, slot, cached, out):
-    # As _constant_losses_kernel, for discs: hw[j, f, a] and inv_area[j, f]
-    # are the rows of candidate j's disc in slice f, the same at every pixel.
-    m, n_f, k = hw.shape
-    n_c, height, width = b.shape[1:]
-    pad = k // 2 + 1
-    for job in numba.prange(m * height):
-        j = job // height
-        y = job % height
-        pred = np.empty(width, dtype=np.float32)
-        lrow = out[j, y]
-        lrow[:] = 0.0
-        for f in range(n_f):
-            s = slot[j, f]
-            if s == -2:
-                continue
-            if s >= 0:
-                crow = cached[s, y]
-                for xx in range(width):
-                    lrow[xx] += crow[xx]
-                continue
-            for c in range(n_c):
-                pred[:] = 0.0
-                for a in range(k):
-                    h = hw[j, f, a]
-                    if h == 0.0:
-                        continue
-                    pre = prefix[c, y + a + 1]
-                    src = xpad[c, y + a + 1]
-                    if h <= 0.5:
-                        for xx in range(width):
-                            pred[xx] += 2.0 * h * src[xx + pad]
-                        continue
-                    mm = int(h - 0.5)
-                    frac = np.float32(h - 0.5 - mm)
-                    for xx in range(width):
-                        cx = xx + pad
-                        pred[xx] += pre[cx + mm + 1] - pre[cx - mm] + \
-                            frac * (src[cx + mm + 1] + src[cx - mm - 1])
-                scale = inv_area[j, f]
-                brow = b[f, c, y]
-                for xx in range(width):
-                    d = pred[xx] * scale - brow[xx]
-                    lrow[xx] += d * d
-
-
-def _prefix(xpad):
-    """``prefix[..., j] = xpad[..., :j].sum()`` along rows, float32 (accumulated in float64)."""
-    out = np.zeros(xpad.shape[:-1] + (xpad.shape[-1] + 1,), dtype=np.float32)
-    out[..., 1:] = np.cumsum(xpad, axis=-1, dtype=np.float64)
-    return out
 
 
 def _pad(x, shape, half):
@@ -464,7 +285,7 @@ class CpuEngine:
                 out = DiscWeights(np.empty((focus.size, k // 2 + 1) + depth.shape,
                                            dtype=np.float32),
                                   np.empty((focus.size,) + depth.shape, dtype=np.float32), k)
-            _disc_weights_kernel(depth, focus, coef, min_radius, out.half_width, out.inv_area)
+            disc_weights_kernel(depth, focus, coef, min_radius, out.half_width, out.inv_area)
             return out
         if out is None:
             out = np.empty(shape, dtype=np.float32)
@@ -477,7 +298,7 @@ class CpuEngine:
             out = np.empty((n_f, x.shape[0], h, w), dtype=np.float32)
         if isinstance(weights, DiscWeights):
             xpad = _pad(x, (h, w), k // 2 + 1)
-            _disc_forward_kernel(xpad, _prefix(xpad), weights.half_width, weights.inv_area, out)
+            disc_forward_kernel(xpad, prefix_sums(xpad), weights.half_width, weights.inv_area, out)
             return out
         _forward_kernel(_pad(x, (h, w), k // 2), weights, out)
         return out
@@ -492,7 +313,7 @@ class CpuEngine:
         ref = y if minus is None else minus
         rows = min(margin, half)
         if disc:
-            _disc_adjoint_kernel(y, ref, minus is not None, weights.half_width,
+            disc_adjoint_kernel(y, ref, minus is not None, weights.half_width,
                                  weights.inv_area, outpad, rows)
         else:
             _adjoint_kernel(y, ref, minus is not None, weights, outpad, rows)
@@ -568,7 +389,7 @@ class CpuEngine:
         hw = _scalar.disc_rows(radii, k)                                  # (m, F, K)
         inv_area = (1.0 / (2.0 * hw.sum(-1))).astype(np.float32)
         xpad = _pad(x, b.shape[2:], k // 2 + 1)
-        _disc_constant_losses_kernel(xpad, _prefix(xpad), b, hw.astype(np.float32), inv_area,
+        disc_constant_losses_kernel(xpad, prefix_sums(xpad), b, hw.astype(np.float32), inv_area,
                                      slot, cached, out)
 
     def box_mean(self, volume, window):
