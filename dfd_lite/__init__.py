@@ -18,6 +18,7 @@ from .blur import (BlurOperator, DotTestResult, blur_constant, blur_matrix, dot_
                    gaussian_weights, psf_weights, render_stack)
 from .render import render_physical, thin_lens_magnification
 from .calibrate import Calibration, calibrate_blur
+from .noise import estimate_noise
 from .aif import FistaResult, fista, focus_stack, lipschitz_constant, sharpness
 from .depth import (DepthResult, depth_candidates, depth_loss_volume, depth_step,
                     golden_section_refine, golden_section_search, grid_search, pixel_loss)
@@ -33,7 +34,7 @@ __all__ = [
     "Camera", "coc_diameter", "coc_radius", "default_kernel_size", "psf_radius",
     "BlurOperator", "DotTestResult", "blur_constant", "blur_matrix", "dot_test",
     "gaussian_weights", "psf_weights", "render_stack", "render_physical",
-    "thin_lens_magnification", "Calibration", "calibrate_blur",
+    "thin_lens_magnification", "Calibration", "calibrate_blur", "estimate_noise",
     "FistaResult", "fista", "focus_stack", "lipschitz_constant", "sharpness",
     "DepthResult", "depth_candidates", "depth_loss_volume", "depth_step",
     "golden_section_refine", "golden_section_search", "grid_search", "pixel_loss",

@@ -118,6 +118,7 @@ def test_depth_maps(depth):
               previous_depth=depth)
         check(dl.depth_metrics, "pred", depth, SCENE.depth)
         check(dl.coc_radius, "depth", depth, CAM)
+        check(dl.render_physical, "depth", SCENE.aif, depth, CAM)
 
 
 @FUZZ
@@ -137,6 +138,8 @@ def test_stack_consumers(stack):
         check(op.adjoint, "stack", stack)
         check(dl.focus_stack, "stack", stack)
         check(dl.sharpness, "stack", stack)
+        check(dl.estimate_noise, "stack", stack)
+        check(dl.calibrate_blur, "stack", stack, CAM, 3.0, crop=8, num_iters=2)
 
 
 @FUZZ
@@ -147,6 +150,7 @@ def test_image_consumers(image):
         check(op.forward, "aif", image)
         check(dl.render_stack, "aif", image, SCENE.depth, CAM, kernel_size=3)
         check(dl.blur_constant, "image", image, 1.5, kernel_size=3)
+        check(dl.render_physical, "aif", image, SCENE.depth, CAM)
         check(dl.psnr, "image", image, SCENE.aif, finite=False)   # identical images: inf
 
 
@@ -159,7 +163,8 @@ SCALARS = st.one_of(st.none(), st.booleans(), st.text(max_size=3),
 
 @FUZZ
 @given(st.sampled_from(["kernel_size", "num_depths", "num_epochs", "aif_num_iters", "window",
-                        "depth_tol", "aif_growth", "depth_range", "spacing", "backend"]),
+                        "depth_tol", "aif_growth", "depth_range", "spacing", "backend",
+                        "boundary"]),
        SCALARS)
 def test_solve_options(name, value):
     kwargs = dict(kernel_size=3, num_depths=3, num_epochs=1, aif_num_iters=2, progress=False)
@@ -173,12 +178,13 @@ def test_solve_options(name, value):
 
 @FUZZ
 @given(st.sampled_from(["focal_length", "f_number", "pixel_size", "focus_distances",
-                        "min_radius"]),
+                        "min_radius", "psf", "blur_scale"]),
        st.one_of(SCALARS, st.lists(st.floats(allow_nan=True, allow_infinity=True),
                                    max_size=6)))
 def test_camera_fields(name, value):
     fields = dict(focal_length=0.05, f_number=8.0, pixel_size=1.2e-5,
-                  focus_distances=(1.0, 1.5, 2.5, 4.0, 6.0), min_radius=2.0)
+                  focus_distances=(1.0, 1.5, 2.5, 4.0, 6.0), min_radius=2.0, psf="gaussian",
+                  blur_scale=1.0)
     fields[name] = value
     with _no_error_escape():
         cam = check(dl.Camera, name, **fields)
