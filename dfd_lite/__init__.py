@@ -19,7 +19,7 @@ from .blur import (BlurOperator, DotTestResult, blur_constant, blur_matrix, dot_
 from .render import render_physical, thin_lens_magnification
 from .calibrate import Calibration, calibrate_blur
 from .noise import estimate_noise
-from .aif import FistaResult, fista, focus_stack, lipschitz_constant, sharpness
+from .aif import FistaResult, fista, focus_stack, lipschitz_constant, sharpness, tv_deconvolve
 from .depth import (DepthResult, depth_candidates, depth_loss_volume, depth_step,
                     golden_section_refine, golden_section_search, grid_search, pixel_loss)
 from .solve import SolveResult, StepRecord, solve
@@ -35,7 +35,7 @@ __all__ = [
     "BlurOperator", "DotTestResult", "blur_constant", "blur_matrix", "dot_test",
     "gaussian_weights", "psf_weights", "render_stack", "render_physical",
     "thin_lens_magnification", "Calibration", "calibrate_blur", "estimate_noise",
-    "FistaResult", "fista", "focus_stack", "lipschitz_constant", "sharpness",
+    "FistaResult", "fista", "focus_stack", "lipschitz_constant", "sharpness", "tv_deconvolve",
     "DepthResult", "depth_candidates", "depth_loss_volume", "depth_step",
     "golden_section_refine", "golden_section_search", "grid_search", "pixel_loss",
     "SolveResult", "StepRecord", "solve",

@@ -77,6 +77,11 @@ def test_truncation_warning_names_the_window_only_when_the_scene_needs_more():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert warn_if_truncated(np.full((4, 4), 3.0), disc, 21) == 0.0
+    stray = np.full((10, 10), 3.0)
+    stray[0, 0] = 0.3                           # 1 % of the pixels: an outlier, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_if_truncated(stray, disc, 21) == pytest.approx(0.01)
     depth = np.full((4, 4), 3.0)
     depth[0] = 0.3
     with pytest.warns(UserWarning, match=r"25.0 % of the pixels .*kernel_size=21"):

@@ -396,3 +396,28 @@ def test_an_image_with_a_margin_beyond_the_frame_on_both_engines(margin):
     assert adj.shape == x.shape
     lhs, rhs = float((fwd.astype(np.float64) * y).sum()), float((x * adj.astype(np.float64)).sum())
     assert lhs == pytest.approx(rhs, rel=1e-5)
+
+
+def test_total_variation_primitives_and_chambolle_pock_on_both_engines():
+    from dfd_lite.aif import run_chambolle_pock
+    rng = np.random.default_rng(11)
+    x = rng.random((2, 7, 9)).astype(np.float32)
+    p = rng.standard_normal((2, 2, 7, 9)).astype(np.float32)
+    depth = rng.uniform(1.0, 5.0, (7, 9)).astype(np.float32)
+    b = rng.random((5, 2, 7, 9)).astype(np.float32)
+    optics = thin_lens_coefficients(CAM)
+
+    def run(e):
+        g = e.to_host(e.tv_grad(e.asarray(x), e.empty((2, 2, 7, 9))))
+        d = e.to_host(e.tv_div(e.asarray(p), e.empty((2, 7, 9))))
+        proj = e.to_host(e.tv_project(e.asarray(p.copy()), 0.7))  # in place
+        lin = e.to_host(e.lincomb(e.asarray(x), 2.0, e.asarray(x[::-1].copy()), -0.5,
+                                  e.empty((2, 7, 9))))
+        wts = e.weights(e.asarray(depth), e.optics(optics), K)
+        cp, obj = run_chambolle_pock(e, wts, e.asarray(b), e.asarray(x), tv_weight=0.05,
+                                     num_iters=4, lipschitz=1.0, lo=0.0, hi=1.0)
+        return g, d, proj, lin, np.array([e.tv_norm(e.asarray(x))]), e.to_host(cp), \
+            np.array(obj)
+
+    for cpu, gpu in zip(run(CPU), run(GPU)):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)

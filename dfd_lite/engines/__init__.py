@@ -33,6 +33,10 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     prox_step(y, g, step, lo, hi, out)            clip(y - step g, lo, hi)
     extrapolate(new, old, beta, out)              new + beta (new - old)
     scale(a, factor, out)                         factor * a
+    lincomb(a, alpha, b, beta, out)               alpha a + beta b
+    tv_grad(x, out), tv_div(p, out)               forward differences (2, C, H, W), minus their adjoint
+    tv_project(p, bound)                          each pixel of p onto the ball of radius bound
+    tv_norm(x) -> float                           vectorial total variation of x
     sum_sq(a, b=None) -> float                    ||a - b||^2, accumulated in float64
     pixel_loss(x, b, depth, optics, k, out=None)  per-pixel data loss of a depth map
     constant_depth_losses(x, b, radii, k, out, psf)  per-pixel loss of m constant depths

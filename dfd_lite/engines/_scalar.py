@@ -8,7 +8,8 @@ Gaussian's exponent, the golden-section state machine, the running minimum
 and the safeguard exist once, and the two backends cannot drift apart.
 
 Arrays passed in are flat: ``state`` is ``(STATE_ROWS, n)``, ``volume``
-``(m, n)``, the rest ``(n,)``, with ``n = H * W`` pixels.
+``(m, n)``, the rest ``(n,)``, with ``n = H * W`` pixels; the total
+variation helpers take planar images ``(C, H, W)`` and fields ``(2, C, H, W)``.
 """
 
 from __future__ import annotations
@@ -143,6 +144,59 @@ def golden_advance(state, i, loss):
         state[PHASE, i] = _WAIT_NEW_D
     state[LO, i] = lo
     state[HI, i] = hi
+
+
+def tv_grad_at(x, y, xx, out):
+    """Forward differences of every channel of ``x`` (C, H, W) at ``(y, xx)`` into ``out`` (2, C, H, W).
+
+    ``out[0]`` along rows, ``out[1]`` along columns, zero at the last row
+    or column (the image does not continue: Neumann boundary).
+    """
+    n_c, height, width = x.shape
+    for c in range(n_c):
+        v = x[c, y, xx]
+        out[0, c, y, xx] = x[c, y + 1, xx] - v if y + 1 < height else 0.0
+        out[1, c, y, xx] = x[c, y, xx + 1] - v if xx + 1 < width else 0.0
+
+
+def tv_div_at(p, c, y, xx):
+    """The divergence of ``p`` (2, C, H, W) at ``(c, y, xx)``: minus the adjoint of :func:`tv_grad_at`."""
+    height, width = p.shape[2], p.shape[3]
+    d = 0.0
+    if y + 1 < height:
+        d += p[0, c, y, xx]
+    if y > 0:
+        d -= p[0, c, y - 1, xx]
+    if xx + 1 < width:
+        d += p[1, c, y, xx]
+    if xx > 0:
+        d -= p[1, c, y, xx - 1]
+    return d
+
+
+def tv_norm_at(g, y, xx):
+    """``sqrt(sum over directions and channels of g^2)`` at one pixel of a (2, C, H, W) field."""
+    acc = 0.0
+    for d in range(2):
+        for c in range(g.shape[1]):
+            v = g[d, c, y, xx]
+            acc += v * v
+    return math.sqrt(acc)
+
+
+def tv_project_at(p, y, xx, bound):
+    """Scale ``p`` (2, C, H, W) at one pixel onto the ball of radius ``bound``: the dual of vectorial TV."""
+    acc = 0.0  # tv_norm_at, written out: a device function cannot call a plain helper
+    for d in range(2):
+        for c in range(p.shape[1]):
+            v = p[d, c, y, xx]
+            acc += v * v
+    norm = math.sqrt(acc)
+    if norm > bound:
+        s = bound / norm
+        for d in range(2):
+            for c in range(p.shape[1]):
+                p[d, c, y, xx] *= s
 
 
 def fold_min(volume, n0, best, index, i):

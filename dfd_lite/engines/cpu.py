@@ -25,6 +25,10 @@ _golden_init = numba.njit(_scalar.golden_init)
 _golden_advance = numba.njit(_scalar.golden_advance)
 _fold_min = numba.njit(_scalar.fold_min)
 _keep_better = numba.njit(_scalar.keep_better)
+_tv_grad_at = numba.njit(inline="always")(_scalar.tv_grad_at)
+_tv_div_at = numba.njit(inline="always")(_scalar.tv_div_at)
+_tv_norm_at = numba.njit(inline="always")(_scalar.tv_norm_at)
+_tv_project_at = numba.njit(inline="always")(_scalar.tv_project_at)
 
 # Bytes of loss maps the grid search holds at once (one map per candidate).
 _VOLUME_BYTES = 256 * 2**20
@@ -242,6 +246,39 @@ def _keep_better_kernel(depth, loss, prev_depth, prev_loss, kept):
         _keep_better(depth, loss, prev_depth, prev_loss, kept, i)
 
 
+# ---------------------------------------------------------------------------
+# Total variation (the regularised image step)
+# ---------------------------------------------------------------------------
+
+@numba.njit(parallel=True, cache=True)
+def _tv_grad_kernel(x, out):
+    for y in numba.prange(x.shape[1]):
+        for xx in range(x.shape[2]):
+            _tv_grad_at(x, y, xx, out)
+
+
+@numba.njit(parallel=True, cache=True)
+def _tv_div_kernel(p, out):
+    for y in numba.prange(p.shape[2]):
+        for c in range(p.shape[1]):
+            for xx in range(p.shape[3]):
+                out[c, y, xx] = _tv_div_at(p, c, y, xx)
+
+
+@numba.njit(parallel=True, cache=True)
+def _tv_project_kernel(p, bound):
+    for y in numba.prange(p.shape[2]):
+        for xx in range(p.shape[3]):
+            _tv_project_at(p, y, xx, bound)
+
+
+@numba.njit(parallel=True, cache=True)
+def _tv_norm_kernel(g, out):
+    for y in numba.prange(g.shape[2]):
+        for xx in range(g.shape[3]):
+            out[y, xx] = _tv_norm_at(g, y, xx)
+
+
 def _flat(a):
     return a.reshape(a.shape[0], -1) if a.ndim == 3 else a.reshape(-1)
 
@@ -340,6 +377,32 @@ class CpuEngine:
 
     def scale(self, a, factor, out):
         return np.multiply(a, np.float32(factor), out=out)
+
+    def lincomb(self, a, alpha, b, beta, out):
+        # alpha a + beta b; out may be a or b (b's term is formed first)
+        term = np.float32(beta) * b
+        np.multiply(a, np.float32(alpha), out=out)
+        out += term
+        return out
+
+    # -- total variation ---------------------------------------------------
+    def tv_grad(self, x, out):
+        _tv_grad_kernel(x, out)
+        return out
+
+    def tv_div(self, p, out):
+        _tv_div_kernel(p, out)
+        return out
+
+    def tv_project(self, p, bound):
+        _tv_project_kernel(p, np.float32(bound))
+        return p
+
+    def tv_norm(self, x):
+        g = np.empty((2,) + x.shape, dtype=np.float32)
+        norms = np.empty(x.shape[1:], dtype=np.float32)
+        _tv_norm_kernel(self.tv_grad(x, g), norms)
+        return float(norms.sum(dtype=np.float64))
 
     def sum_sq(self, a, b=None):
         return float(_sum_sq_kernel(a.reshape(-1), (a if b is None else b).reshape(-1),

@@ -21,6 +21,7 @@ from . import blur as _blur
 from . import depth as _depth
 from . import disc as _disc
 from . import reductions as _red
+from . import tv as _tv
 from ._common import (MAX_K, SHARED_TARGET, SIMULATED, TPB, blocks1, cuda, flat, grid2,
                       is_device_array, rows, tile_config, to_device)
 
@@ -154,6 +155,35 @@ class CudaEngine:
     def scale(self, a, factor, out):
         _red.scale_kernel[blocks1(out.size), TPB](flat(a), np.float32(factor), flat(out))
         return out
+
+    def lincomb(self, a, alpha, b, beta, out):
+        _red.lincomb_kernel[blocks1(out.size), TPB](flat(a), np.float32(alpha), flat(b),
+                                                    np.float32(beta), flat(out))
+        return out
+
+    # -- total variation ---------------------------------------------------
+    def tv_grad(self, x, out):
+        grid, block = grid2(int(x.shape[1]), int(x.shape[2]))
+        _tv.grad_kernel[grid, block](x, out)
+        return out
+
+    def tv_div(self, p, out):
+        grid, block = grid2(int(p.shape[2]), int(p.shape[3]))
+        _tv.div_kernel[grid, block](p, out)
+        return out
+
+    def tv_project(self, p, bound):
+        grid, block = grid2(int(p.shape[2]), int(p.shape[3]))
+        _tv.project_kernel[grid, block](p, np.float32(bound))
+        return p
+
+    def tv_norm(self, x):
+        h, w = int(x.shape[1]), int(x.shape[2])
+        g = self.scratch("tv_grad", (2,) + tuple(int(s) for s in x.shape))
+        norms = self.scratch("tv_norms", (h, w))
+        grid, block = grid2(h, w)
+        _tv.norm_kernel[grid, block](self.tv_grad(x, g), norms)
+        return float(norms.copy_to_host().sum(dtype=np.float64))
 
     def sum_sq(self, a, b=None):
         acc = self.scratch("sum_sq", (1,), np.float64)

@@ -60,3 +60,11 @@ def sum_sq_kernel(a, b, subtract, out):
         for j in range(t, min(t + 32, TPB)):
             s += buf[j]
         cuda.atomic.add(out, 0, float64(s))
+
+
+@cuda.jit
+def lincomb_kernel(a, alpha, b, beta, out):
+    # out = alpha a + beta b (out may be a or b: each element is read first)
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = alpha * a[i] + beta * b[i]

@@ -1,0 +1,133 @@
+"""The TV-regularised image step and the noise-aware defaults of solve."""
+
+import numpy as np
+import pytest
+import scipy.optimize as sopt
+
+import dfd_lite as dl
+from dfd_lite import engines
+from dfd_lite.aif import run_chambolle_pock, tv_objective
+from dfd_lite.solve import NOISE_FREE, noise_defaults
+
+CAM = dl.Camera.nyuv2()
+CPU = engines.resolve("cpu")
+
+
+def _tiny_problem(seed=0, shape=(8, 9), noise=0.02):
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(1.0, 5.0, shape)
+    truth = np.clip(np.kron(rng.random((4, 3)), np.ones((2, 3))), 0, 1)[:shape[0], :shape[1]]
+    op = dl.BlurOperator(depth, CAM, kernel_size=5, backend="cpu")
+    stack = op.forward(truth) + rng.normal(0, noise, (5,) + shape).astype(np.float32)
+    return op, stack, truth
+
+
+def _tv_exact(img):
+    gy = np.zeros_like(img)
+    gx = np.zeros_like(img)
+    gy[:-1] = img[1:] - img[:-1]
+    gx[:, :-1] = img[:, 1:] - img[:, :-1]
+    return np.sqrt(gy ** 2 + gx ** 2).sum()
+
+
+def test_gradient_and_divergence_are_minus_adjoints():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 7, 11)).astype(np.float32)
+    p = rng.standard_normal((2, 3, 7, 11)).astype(np.float32)
+    g = CPU.tv_grad(x, np.empty((2, 3, 7, 11), np.float32))
+    d = CPU.tv_div(p, np.empty((3, 7, 11), np.float32))
+    assert float((g * p).sum()) == pytest.approx(-float((x * d).sum()), rel=1e-5)
+    assert CPU.tv_norm(x[:1]) == pytest.approx(_tv_exact(x[0].astype(np.float64)), rel=1e-5)
+
+
+def test_tv_step_agrees_with_an_independent_solver():
+    # Chambolle-Pock on the exact TV against L-BFGS-B (SciPy) on a smoothed
+    # TV with the explicit sparse matrix: two algorithms, one minimum
+    op, stack, _ = _tiny_problem()
+    lam = 0.02
+    a = op.to_sparse().toarray().astype(np.float64)
+    b = stack.reshape(-1).astype(np.float64)
+    shape = op.image_shape
+    eps = 1e-5
+
+    def smooth(v):
+        img = v.reshape(shape)
+        gy = np.zeros_like(img)
+        gx = np.zeros_like(img)
+        gy[:-1] = img[1:] - img[:-1]
+        gx[:, :-1] = img[:, 1:] - img[:, :-1]
+        n = np.sqrt(gy ** 2 + gx ** 2 + eps ** 2)
+        r = a @ v - b
+        f = 0.5 * r @ r + lam * n.sum()
+        py, px = gy / n, gx / n
+        div = np.zeros_like(img)
+        div[:-1] -= py[:-1]
+        div[1:] += py[:-1]
+        div[:, :-1] -= px[:, :-1]
+        div[:, 1:] += px[:, :-1]
+        return f, a.T @ r + lam * div.reshape(-1)
+
+    ref = sopt.minimize(smooth, np.full(a.shape[1], 0.5), jac=True, method="L-BFGS-B",
+                        bounds=[(0.0, 1.0)] * a.shape[1],
+                        options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12})
+    f_ref = 0.5 * np.sum((a @ ref.x - b) ** 2) + lam * _tv_exact(ref.x.reshape(shape))
+    res = dl.tv_deconvolve(op, stack, tv_weight=lam, num_iters=4000)
+    f_cp = res.objective[-1]
+    assert f_cp == pytest.approx(f_ref, rel=2e-3)
+    np.testing.assert_allclose(res.aif, ref.x.reshape(shape), atol=2e-2)
+
+
+def test_tv_prior_beats_plain_deconvolution_on_noise():
+    scene = dl.middlebury_scene((48, 64))
+    op = dl.BlurOperator(scene.depth, CAM, backend="cpu")
+    stack = dl.render_stack(scene.aif, scene.depth, CAM, noise_std=0.02, seed=3)
+    plain = dl.fista(op, stack, num_iters=200)
+    prior = dl.tv_deconvolve(op, stack, tv_weight=0.1 * 0.02, num_iters=300)
+    assert dl.psnr(prior.aif, scene.aif) > dl.psnr(plain.aif, scene.aif) + 2.0
+    assert prior.objective[-1] < prior.objective[0]
+
+
+def test_tv_objective_and_refusals():
+    op, stack, truth = _tiny_problem()
+    x = CPU.asarray(truth[None])
+    b = CPU.asarray(np.moveaxis(stack[..., None], -1, 1))
+    data = 0.5 * float(((op.forward(truth) - stack).astype(np.float64) ** 2).sum())
+    assert tv_objective(CPU, op.weights, b, x, 0.3) == pytest.approx(
+        data + 0.3 * _tv_exact(truth), rel=1e-5)
+    with pytest.raises(ValueError, match="tv_weight"):
+        dl.tv_deconvolve(op, stack, tv_weight=0.0)
+    with pytest.raises(TypeError, match="op must be"):
+        dl.tv_deconvolve("op", stack, tv_weight=0.1)
+
+
+def test_noise_defaults_rule():
+    assert noise_defaults(0.0) == (1, 0.0)
+    assert noise_defaults(NOISE_FREE * 0.99) == (1, 0.0)
+    assert noise_defaults(0.005) == (9, pytest.approx(5e-4))
+    assert noise_defaults(0.01)[0] == 15
+    assert noise_defaults(0.1) == (21, pytest.approx(0.01))
+    windows = [noise_defaults(s)[0] for s in np.linspace(0.002, 0.05, 30)]
+    assert windows == sorted(windows) and all(w % 2 == 1 for w in windows)
+
+
+def test_solve_on_a_clean_stack_is_the_papers_solver():
+    scene = dl.synthetic_scene((32, 40), seed=5)
+    stack = dl.render_stack(scene.aif, scene.depth, CAM, kernel_size=7)
+    kwargs = dict(kernel_size=7, num_depths=20, num_epochs=2, aif_num_iters=20,
+                  depth_range=(0.5, 8.0), progress=False, backend="cpu")
+    auto = dl.solve(stack, CAM, **kwargs)
+    paper = dl.solve(stack, CAM, window=1, tv_weight=0.0, **kwargs)
+    assert auto.window == 1 and auto.tv_weight == 0.0 and auto.noise_std < NOISE_FREE
+    np.testing.assert_array_equal(auto.depth, paper.depth)
+    np.testing.assert_array_equal(auto.aif, paper.aif)
+
+
+def test_solve_with_the_prior_never_raises_its_objective():
+    scene = dl.synthetic_scene((32, 40), seed=6)
+    stack = dl.render_stack(scene.aif, scene.depth, CAM, kernel_size=7, noise_std=0.01, seed=2)
+    res = dl.solve(stack, CAM, kernel_size=7, num_depths=20, num_epochs=4, aif_num_iters=30,
+                   depth_range=(0.5, 8.0), progress=False, backend="cpu")
+    assert res.tv_weight == pytest.approx(0.1 * res.noise_std) and res.window > 1
+    assert res.noise_std == pytest.approx(0.01, rel=0.2)
+    losses = np.array(res.losses)
+    assert np.all(np.diff(losses) <= 1e-6 * losses[:-1]), losses
