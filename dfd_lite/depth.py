@@ -45,6 +45,15 @@ __all__ = [
 ]
 
 
+#: Regulariser of the guided filter (guide in [0, 1]): local contrast
+#: (variance) well above it is an edge the aggregation keeps, below it the
+#: filter averages like a box.
+GUIDED_EPS = 1e-3
+
+#: How the grid search can aggregate each candidate's loss over a window.
+AGGREGATIONS = ("box", "guided")
+
+
 def depth_candidates(depth_range, num_depths: int = 100, *, spacing: str = "linear"):
     """Candidate depths for the grid search, in metres.
 
@@ -148,14 +157,16 @@ class DepthSearch:
         """Per-pixel loss ``sum_f sum_c (b - A(depth) x)^2``."""
         return self.engine.pixel_loss(x, self.b, depth, self.optics, self.k, out=out)
 
-    def grid(self, x, cands, window=1):
-        """Best candidate at every pixel: ``(index int32, windowed loss)``.
+    def grid(self, x, cands, window=1, aggregation="box"):
+        """Best candidate at every pixel: ``(index int32, aggregated loss)``.
 
-        Candidates are taken in chunks that the engine can hold; each chunk's
-        loss maps are box-averaged when ``window > 1`` and folded into a
+        Candidates are taken in chunks that the engine can hold; when
+        ``window > 1`` each chunk's loss maps are aggregated (a box mean, or
+        a guided filter steered by the image ``x``) and folded into a
         running minimum, so the whole ``(N, H, W)`` volume never exists.
         """
         eng = self.engine
+        guide = self.guide(x) if window > 1 and aggregation == "guided" else None
         radii = psf_radius(cands, self.camera).T.astype(np.float32)      # (N, F), clamped
         n_f, n_c = radii.shape[1], int(x.shape[0])
         chunk = eng.grid_chunk(len(cands), self.shape, n_f, n_c)
@@ -166,10 +177,20 @@ class DepthSearch:
             part = radii[n0:n0 + chunk]
             losses = volume[:len(part)]
             eng.constant_depth_losses(x, self.b, part, self.k, losses, self.camera.psf)
-            if window > 1:
+            if guide is not None:
+                eng.guided_mean(losses, guide, window, GUIDED_EPS)
+            elif window > 1:
                 eng.box_mean(losses, window)
             eng.fold_min(losses, n0, best, index)
         return index, best
+
+    def guide(self, x):
+        """The grey level of the image ``x`` over the stack's frame, on the engine: the guided filter's guide."""
+        eng = self.engine
+        h, w = self.shape
+        host = eng.to_host(x)
+        m = (host.shape[1] - h) // 2
+        return eng.asarray(host[:, m:m + h, m:m + w].mean(axis=0))
 
     def refine(self, x, cands, index, depth_tol, evaluations=None):
         """Golden-section search in ``[Z_{k-1}, Z_{k+1}]`` around ``index``, all pixels at once.
@@ -191,16 +212,35 @@ class DepthSearch:
         eng.golden_search(x, self.b, state, self.optics, self.k, evaluations)
         return state[_scalar.BEST_Z], state[_scalar.BEST_F]
 
-    def step(self, x, cands, *, window=1, depth_tol=1e-2, previous=None, refine=True):
-        """Grid search, refinement and safeguard: ``(depth, loss, index, kept)``."""
+    def step(self, x, cands, *, window=1, aggregation="box", depth_tol=1e-2, previous=None,
+             refine=True):
+        """Grid search, refinement and safeguard: ``(depth, loss, index, kept)``.
+
+        The safeguard keeps the previous depth where it explains the stack
+        better. With ``window > 1`` it compares the losses aggregated the
+        same way as the grid search: compared pixel by pixel, noise would
+        hand most pixels back to the previous (per-pixel noisy) estimate and
+        undo the aggregation.
+        """
         eng = self.engine
-        index, _ = self.grid(x, cands, window)
+        index, _ = self.grid(x, cands, window, aggregation)
         # Without refinement the "search" evaluates the grid point only.
         depth, loss = self.refine(x, cands, index, depth_tol, None if refine else 1)
         kept = eng.full(self.shape, False, np.bool_)
-        if previous is not None:
+        if previous is None:
+            return depth, loss, index, kept
+        if window == 1:
             eng.keep_better(depth, loss, previous, self.loss(x, previous), kept)
-        return depth, loss, index, kept
+            return depth, loss, index, kept
+        pair = eng.empty((2,) + self.shape)
+        eng.lincomb(loss, 1.0, loss, 0.0, out=pair[0])
+        self.loss(x, previous, out=pair[1])
+        if aggregation == "guided":
+            eng.guided_mean(pair, self.guide(x), window, GUIDED_EPS)
+        else:
+            eng.box_mean(pair, window)
+        eng.keep_better(depth, pair[0], previous, pair[1], kept)
+        return depth, self.loss(x, depth), index, kept
 
 
 def _prepare(aif, stack, camera, kernel_size, backend):

@@ -32,8 +32,8 @@ from . import _validate as V
 from . import engines
 from .aif import focus_stack, power_iteration, run_chambolle_pock, run_fista, tv_objective
 from .noise import estimate_noise
-from .depth import DepthSearch, check_candidates, check_depth_tol, check_window, \
-    depth_candidates
+from .depth import AGGREGATIONS, DepthSearch, check_candidates, check_depth_tol, \
+    check_window, depth_candidates
 from .optics import Camera, optics_kernel_size, resolve_kernel_size, warn_if_truncated
 
 __all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES", "noise_defaults", "NOISE_FREE"]
@@ -109,6 +109,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
           aif_growth: float = 1.0, window=None, depth_tol: float = 1e-2,
           spacing: str = "linear", init_aif=None, warm_start: bool = True,
           monotone: bool = False, boundary: str = "zero", noise_std=None, tv_weight=None,
+          aggregation: str = "guided",
           progress: bool = True, callback=None, backend="auto"):
     """Recover depth and an all-in-focus image from a focal stack.
 
@@ -147,9 +148,15 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         Factor on the FISTA budget per epoch (the reference uses 1.05,
         starting from 200 iterations).
     window : int, optional
-        Odd box window over which the grid search averages each candidate's
+        Odd window over which the grid search aggregates each candidate's
         loss; 1 is per pixel. Default: 1 for a noise-free stack, wider with
         more noise (:func:`noise_defaults`).
+    aggregation : {"guided", "box"}
+        How a window aggregates: ``"guided"`` (default) is the guided filter
+        (He, Sun and Tang) steered by the current image, which averages
+        within regions of similar grey level and not across edges, as in
+        cost-volume filtering for stereo (Hosni et al.); ``"box"`` is a
+        plain mean.
     depth_tol : float
         Golden-section tolerance, metres.
     spacing : {"linear", "inverse"}
@@ -223,6 +230,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     # the rules are for images in [0, 1]; the prior's weight scales with the data
     auto_window, auto_tv = noise_defaults(noise_std / upper)
     window = check_window(auto_window if window is None else window)
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     tv_weight = V.as_real(auto_tv * upper if tv_weight is None else tv_weight, "tv_weight",
                           at_least=0.0)
 
@@ -247,8 +256,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     bar = _progress(num_epochs, progress)
     for epoch in range(num_epochs):
         t0 = time.perf_counter()
-        depth, loss_map, _, _ = search.step(x, cands, window=window, depth_tol=depth_tol,
-                                            previous=depth)
+        depth, loss_map, _, _ = search.step(x, cands, window=window, aggregation=aggregation,
+                                            depth_tol=depth_tol, previous=depth)
         loss = 0.5 * float(eng.to_host(loss_map).sum(dtype=np.float64))
         if tv_weight > 0:   # the prior on x, unchanged by the depth step
             loss += tv_weight * eng.tv_norm(x)

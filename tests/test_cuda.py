@@ -421,3 +421,12 @@ def test_total_variation_primitives_and_chambolle_pock_on_both_engines():
 
     for cpu, gpu in zip(run(CPU), run(GPU)):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+
+
+def test_guided_aggregation_on_both_engines():
+    rng = np.random.default_rng(5)
+    guide = rng.random((7, 9)).astype(np.float32)
+    volume = rng.random((3, 7, 9)).astype(np.float32)
+    cpu = CPU.guided_mean(volume.copy(), guide, 3, 1e-3)
+    gpu = GPU.to_host(GPU.guided_mean(GPU.asarray(volume), GPU.asarray(guide), 3, 1e-3))
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)

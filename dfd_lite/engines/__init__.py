@@ -41,6 +41,7 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     pixel_loss(x, b, depth, optics, k, out=None)  per-pixel data loss of a depth map
     constant_depth_losses(x, b, radii, k, out, psf)  per-pixel loss of m constant depths
     box_mean(volume, window)                      in place, edges repeated
+    guided_mean(volume, guide, window, eps)       in place: guided filter of every map by one image
     fold_min(volume, n0, best, index)             running minimum over candidates
     golden_init(state, cands, index)
     golden_search(x, b, state, optics, k, evaluations)   evaluate, then _scalar.golden_advance, repeated

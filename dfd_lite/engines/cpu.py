@@ -459,6 +459,18 @@ class CpuEngine:
         volume[...] = ndi.uniform_filter(volume, size=(1, window, window), mode="nearest")
         return volume
 
+    def guided_mean(self, volume, guide, window, eps):
+        # He, Sun and Tang's guided filter of every map, guided by one image
+        def box(a):
+            return ndi.uniform_filter(a, size=(1, window, window)[-a.ndim:], mode="nearest")
+        mean_i = box(guide)
+        var_i = box(guide * guide) - mean_i * mean_i
+        mean_p = box(volume)
+        a = (box(volume * guide) - mean_i * mean_p) / (var_i + np.float32(eps))
+        b = mean_p - a * mean_i
+        volume[...] = box(a) * guide + box(b)
+        return volume
+
     def fold_min(self, volume, n0, best, index):
         _fold_min_kernel(_flat(volume), n0, _flat(best), _flat(index))
 

@@ -260,6 +260,32 @@ class CudaEngine:
         _depth.box_kernel[grid, block](tmp, volume, window // 2, 1)
         return volume
 
+    def guided_mean(self, volume, guide, window, eps):
+        m, h, w = (int(s) for s in volume.shape)
+        grid, block = grid2(h, w)
+        half = window // 2
+        tmp = self.scratch("box_tmp", (m, h, w))
+        prod = self.scratch("guided_prod", (m, h, w))
+        stats = self.scratch("guided_stats", (2, h, w))
+        stats_tmp = self.scratch("guided_stats_tmp", (2, h, w))
+
+        def box(src, scratch):   # in place, two passes
+            _depth.box_kernel[grid, block](src, scratch, half, 0)
+            _depth.box_kernel[grid, block](scratch, src, half, 1)
+
+        g = guide.reshape((1, h, w))
+        _depth.times_guide_kernel[grid, block](g, guide, stats[1:])      # I^2
+        stats[0:1].copy_to_device(g)                                      # I
+        box(stats, stats_tmp)
+        _depth.times_guide_kernel[grid, block](volume, guide, prod)      # I p
+        box(prod, tmp)
+        box(volume, tmp)
+        _depth.guided_coeffs_kernel[grid, block](volume, prod, stats, np.float32(eps))
+        box(prod, tmp)                                                    # mean a
+        box(volume, tmp)                                                  # mean b
+        _depth.guided_apply_kernel[grid, block](prod, volume, guide, volume)
+        return volume
+
     def fold_min(self, volume, n0, best, index):
         _depth.fold_min_kernel[blocks1(best.size), TPB](rows(volume), n0, flat(best),
                                                              flat(index))

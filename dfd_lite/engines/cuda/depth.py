@@ -101,6 +101,39 @@ def box_kernel(src, dst, half, axis):
 
 
 @cuda.jit
+def times_guide_kernel(volume, guide, out):
+    # out[n] = volume[n] * guide, for every map n
+    xx, yy = cuda.grid(2)
+    if yy < guide.shape[0] and xx < guide.shape[1]:
+        g = guide[yy, xx]
+        for n in range(volume.shape[0]):
+            out[n, yy, xx] = volume[n, yy, xx] * g
+
+
+@cuda.jit
+def guided_coeffs_kernel(mean_p, mean_ip, stats, eps):
+    # stats[0] = box(I), stats[1] = box(I^2): mean_p becomes b, mean_ip
+    # becomes a, the guided filter's local linear coefficients
+    xx, yy = cuda.grid(2)
+    if yy < stats.shape[1] and xx < stats.shape[2]:
+        mi = stats[0, yy, xx]
+        var = stats[1, yy, xx] - mi * mi
+        for n in range(mean_p.shape[0]):
+            a = (mean_ip[n, yy, xx] - mi * mean_p[n, yy, xx]) / (var + eps)
+            mean_ip[n, yy, xx] = a
+            mean_p[n, yy, xx] = mean_p[n, yy, xx] - a * mi
+
+
+@cuda.jit
+def guided_apply_kernel(mean_a, mean_b, guide, out):
+    xx, yy = cuda.grid(2)
+    if yy < guide.shape[0] and xx < guide.shape[1]:
+        g = guide[yy, xx]
+        for n in range(out.shape[0]):
+            out[n, yy, xx] = mean_a[n, yy, xx] * g + mean_b[n, yy, xx]
+
+
+@cuda.jit
 def fold_min_kernel(volume, n0, best, index):
     i = cuda.grid(1)
     if i < best.size:
