@@ -35,8 +35,8 @@ import scipy.sparse.linalg as spla
 from . import _validate as V
 from . import engines
 from .engines._scalar import gaussian_taps, psf_taps
-from .optics import PSF_SHAPES, Camera, check_kernel_size, psf_radius, resolve_kernel_size, \
-    thin_lens_coefficients
+from .optics import MAX_AUTO_KERNEL, PSF_SHAPES, Camera, check_kernel_size, psf_radius, \
+    resolve_kernel_size, support_half_width, thin_lens_coefficients
 
 __all__ = [
     "gaussian_weights",
@@ -111,7 +111,10 @@ class BlurOperator:
         Depth map in metres.
     camera : Camera
     kernel_size : int, optional
-        Odd PSF window ``K``; default :func:`default_kernel_size` of the image.
+        Odd PSF window ``K``. Default: for the Gaussian the paper's rule,
+        :func:`default_kernel_size` of the image; for the disc the window
+        that holds the widest PSF of ``depth`` (at most
+        :data:`~dfd_lite.optics.MAX_AUTO_KERNEL`).
     backend : {"auto", "cpu", "cuda"} or engine, optional
         Where the kernels run; ``"auto"`` uses CUDA when a GPU is available,
         for the Gaussian (the CUDA disc kernels have run in Numba's simulator
@@ -144,6 +147,11 @@ class BlurOperator:
         self.depth = V.as_depth(depth)
         self.camera = camera
         h, w = self.depth.shape
+        if kernel_size is None and camera.psf == "disc":
+            # the disc's window holds the widest PSF of this depth map (capped)
+            widest = float(np.max(psf_radius(self.depth, camera)))
+            kernel_size = min(2 * support_half_width(widest, "disc") + 1, MAX_AUTO_KERNEL,
+                              2 * max(h, w) + 1)
         self.kernel_size = resolve_kernel_size(kernel_size, (h, w))
         self.engine = engines.resolve(backend, psf=camera.psf)
         self.weights = self.engine.weights(self.engine.asarray(self.depth),

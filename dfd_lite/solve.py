@@ -9,12 +9,15 @@ Minimises ``0.5 * ||A(Z) x - b||^2 + tv_weight * TV(x)`` over the depth map
   for noise-free stacks), with a total-variation prior by Chambolle-Pock
   when the stack is noisy.
 
-The depth step never raises the objective (the safeguard keeps the old
-depth where it was better; the prior does not depend on depth). The image
-step starts from the current image; with the prior it keeps that image if
-Chambolle-Pock ends worse, and without it ``monotone=True`` makes it
-monotone FISTA, which never accepts a worse image. Either way the
-objective recorded after every sub-step is then non-increasing.
+With per-pixel depth (``window=1``) the depth step never raises the
+objective (the safeguard keeps the old depth where it was better; the prior
+does not depend on depth). The image step starts from the current image;
+with the prior it keeps that image if Chambolle-Pock ends worse, and
+without it ``monotone=True`` makes it monotone FISTA, which never accepts a
+worse image. Either way the objective recorded after every sub-step is then
+non-increasing. With a window (the default on noisy stacks) the safeguard
+compares losses aggregated over the window instead, a prior on depth that
+the recorded objective does not include, so that record may rise slightly.
 
 The alternation is written once: the engine chosen by ``backend`` holds the
 stack, the image and the depth for the whole solve, and only the records
@@ -31,9 +34,9 @@ import numpy as np
 from . import _validate as V
 from . import engines
 from .aif import focus_stack, power_iteration, run_chambolle_pock, run_fista, tv_objective
-from .noise import estimate_noise
 from .depth import AGGREGATIONS, DepthSearch, check_candidates, check_depth_tol, \
     check_window, depth_candidates
+from .noise import estimate_noise
 from .optics import Camera, optics_kernel_size, resolve_kernel_size, warn_if_truncated
 
 __all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES", "noise_defaults", "NOISE_FREE"]
@@ -86,7 +89,7 @@ class SolveResult:
     noise_std, tv_weight : float
         The noise level the defaults were set from, and the prior's weight.
     window : int
-        The grid search's box window.
+        The window over which the grid search aggregated each candidate's loss.
     """
 
     depth: np.ndarray

@@ -142,3 +142,13 @@ def test_engines_choose_and_refuse_by_psf():
     assert engines.ENGINE_PSFS["cpu"] == ("gaussian", "disc")
     # "auto" never hands the disc to an engine that lacks it
     assert engines.resolve("auto", psf="disc").name == "cpu"
+
+
+def test_disc_operator_default_window_holds_the_widest_psf():
+    depth = _random_depth((20, 24), 8)
+    op = dl.BlurOperator(depth, DISC)
+    widest = dl.psf_radius(depth, DISC).max()
+    assert op.kernel_size // 2 == dl.optics.support_half_width(widest, "disc")
+    wide = dl.BlurOperator(depth, DISC, kernel_size=op.kernel_size + 8)
+    x = np.random.default_rng(0).random((20, 24))
+    np.testing.assert_allclose(op.forward(x), wide.forward(x), atol=1e-6)   # nothing truncated
