@@ -184,6 +184,36 @@ class DepthSearch:
             eng.fold_min(losses, n0, best, index)
         return index, best
 
+    def depth_std(self, x, depth, step, *, window=1, aggregation="box", noise_std=0.0):
+        """Per-pixel standard deviation of the depth (metres), from the loss curvature.
+
+        The loss is evaluated at ``depth`` and ``depth -/+ step`` (metres),
+        aggregated like the grid search, and its second difference gives the
+        curvature ``L''`` in depth. A loss that is a sum of squared residuals
+        of Gaussian noise of standard deviation ``s`` is ``2 s^2`` times a
+        negative log-likelihood, so (Laplace's approximation) the depth's
+        variance is ``2 s^2 / (n L'')``, with ``n = window^2`` pixels in an
+        aggregation window. Flat or concave losses (textureless regions,
+        ambiguous depths) give ``inf``. Returns a host array (H, W).
+        """
+        eng = self.engine
+        maps = eng.empty((3,) + self.shape)
+        host_depth = eng.to_host(depth).astype(np.float32)
+        floor = np.float32(self.camera.focal_length * 1.001)
+        for i, shift in enumerate((-step, 0.0, step)):
+            self.loss(x, eng.asarray(np.maximum(host_depth + np.float32(shift), floor)),
+                      out=maps[i])
+        if window > 1 and aggregation == "guided":
+            eng.guided_mean(maps, self.guide(x), window, GUIDED_EPS)
+        elif window > 1:
+            eng.box_mean(maps, window)
+        lo, mid, hi = eng.to_host(maps).astype(np.float64)
+        curvature = (lo + hi - 2.0 * mid) / step ** 2
+        sigma2 = 2.0 * float(noise_std) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = np.where(curvature > 0, sigma2 / (window * window * curvature), np.inf)
+        return np.sqrt(var).astype(np.float32)
+
     def guide(self, x):
         """The grey level of the image ``x`` over the stack's frame, on the engine: the guided filter's guide."""
         eng = self.engine

@@ -13,7 +13,8 @@ import numpy as np
 from . import _validate as V
 from .optics import Camera, coc_radius
 
-__all__ = ["show_stack", "show_depth", "plot_coc", "plot_losses", "compare_results"]
+__all__ = ["show_stack", "show_depth", "show_uncertainty", "plot_coc", "plot_losses",
+           "compare_results"]
 
 
 def _plt():
@@ -59,6 +60,43 @@ def show_stack(stack, camera: Camera = None, *, ax=None, title="slice"):
         a.set_title(label, fontsize=9)
         a.axis("off")
     return axes[0].figure
+
+
+def show_uncertainty(depth_std, *, ax=None, vmax=None, title=None, colorbar=True):
+    """Show a depth uncertainty map (metres, e.g. ``SolveResult.depth_std``), ``inf`` in grey.
+
+    Parameters
+    ----------
+    depth_std : array_like, shape (H, W)
+    ax : matplotlib Axes, optional
+    vmax : float, optional
+        Top of the colour range in metres; default the 95th percentile of
+        the finite values.
+    title : str, optional
+    colorbar : bool
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    plt = _plt()
+    std = np.asarray(depth_std, dtype=np.float64)
+    if std.ndim != 2:
+        raise ValueError(f"depth_std must be 2-D (H, W), got shape {std.shape}")
+    finite = std[np.isfinite(std)]
+    if vmax is None:
+        vmax = float(np.percentile(finite, 95)) if finite.size else 1.0
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    cmap = plt.get_cmap("magma").copy()
+    cmap.set_bad("0.6")
+    im = ax.imshow(np.ma.masked_invalid(std), cmap=cmap, vmin=0.0, vmax=vmax)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="depth uncertainty (m)")
+    return ax
 
 
 def show_depth(depth, *, ax=None, vmin=None, vmax=None, title=None, colorbar=True,

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.ndimage as ndi
 
 from . import _validate as V
 from . import engines
@@ -90,6 +91,18 @@ class SolveResult:
         The noise level the defaults were set from, and the prior's weight.
     window : int
         The window over which the grid search aggregated each candidate's loss.
+    depth_std : ndarray, shape (H, W), float32
+        A confidence map, an uncertainty of the depth in metres (small is
+        confident). Two parts added in quadrature: the standard deviation
+        that the curvature of the (aggregated) loss at the solution implies
+        (:meth:`~dfd_lite.depth.DepthSearch.depth_std`; noise-free stacks
+        use the noise floor ``NOISE_FREE / 2``), ``inf`` where the loss is
+        flat or concave (depth the stack does not determine); and the
+        spread of the estimate over the aggregation window (at least 3 x 3),
+        large at depth edges and where noise scatters the estimate. On
+        Middlebury at 1 % noise the 20 % least confident pixels have about
+        three times the median error of the 50 % most confident
+        (``bench/noise.py`` and ``tests/test_tv.py``).
     """
 
     depth: np.ndarray
@@ -100,6 +113,7 @@ class SolveResult:
     noise_std: float = None
     tv_weight: float = None
     window: int = None
+    depth_std: np.ndarray = None
 
     @property
     def losses(self):
@@ -299,12 +313,22 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
             bar.update(1)
     if bar is not None:
         bar.close()
+    # a confidence: the depth's standard deviation from the loss curvature,
+    # one candidate spacing either side (noise-free stacks: the noise floor)
+    spacing = float(np.min(np.diff(cands)))
+    depth_std = search.depth_std(x, depth, spacing, window=window, aggregation=aggregation,
+                                 noise_std=max(noise_std / upper, NOISE_FREE / 2) * upper)
     depth = eng.to_host(depth).copy()
+    # ... and how much the estimate varies among its neighbours, where the
+    # window mixes depths (edges) or the noise scatters them
+    spread = _local_std(depth, max(window, 3))
+    depth_std = np.sqrt(np.square(depth_std) + np.square(spread)).astype(np.float32)
     if isinstance(kernel_size, str) and kernel_size == "optics":  # a capped automatic window: say if the scene needed more
         warn_if_truncated(depth, camera, k)
     return SolveResult(depth=depth, aif=_to_image(eng.to_host(x), gray, margin),
                        history=history, initial_aif=x0[..., 0] if gray else x0, kernel_size=k,
-                       noise_std=noise_std, tv_weight=tv_weight, window=window)
+                       noise_std=noise_std, tv_weight=tv_weight, window=window,
+                       depth_std=depth_std)
 
 
 #: Below this noise level (images in [0, 1]) a stack counts as noise-free:
@@ -338,6 +362,14 @@ def noise_defaults(noise_std):
     window = int(round(1200.0 * sigma + 3.0))
     window = min(max(window + (window + 1) % 2, 5), 21)
     return window, 0.1 * sigma
+
+
+def _local_std(depth, window):
+    """Standard deviation of ``depth`` over a ``window`` x ``window`` box around every pixel."""
+    d = depth.astype(np.float64)
+    mean = ndi.uniform_filter(d, window, mode="nearest")
+    return np.sqrt(np.maximum(ndi.uniform_filter(d * d, window, mode="nearest") - mean * mean,
+                              0.0))
 
 
 def _to_image(x_planar, gray, margin=0):

@@ -43,3 +43,16 @@ def test_plots_draw_on_the_axes_they_are_given():
     with pytest.raises(ValueError, match="one Axes per slice"):
         plotting.show_stack(stack, CAM, ax=axes[0, :2])
     plt.close("all")
+
+
+def test_show_uncertainty_masks_inf_and_refuses_bad_shapes():
+    import matplotlib
+    matplotlib.use("Agg")
+    from dfd_lite.plotting import show_uncertainty
+    std = np.full((6, 7), 0.05)
+    std[0, 0] = np.inf
+    ax = show_uncertainty(std, title="u")
+    img = ax.images[-1].get_array()
+    assert bool(img.mask[0, 0]) and not bool(img.mask[1, 1])
+    with pytest.raises(ValueError, match="depth_std must be 2-D"):
+        show_uncertainty(np.zeros(5))
