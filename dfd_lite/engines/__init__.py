@@ -90,11 +90,9 @@ class DiscWeights(NamedTuple):
     sum of the rows times ``inv_area[f, p]``. On the CPU a row costs O(1)
     with prefix sums, so a disc of radius r costs O(r) per pixel.
 
-    Attributes
-    ----------
-    half_width : engine array, shape (F, K // 2 + 1, H, W), float32
-    inv_area : engine array, shape (F, H, W), float32
-    kernel_size : int
+    The fields: ``half_width``, an engine array ``(F, K // 2 + 1, H, W)``
+    float32; ``inv_area``, ``(F, H, W)`` float32; ``kernel_size``, the
+    window ``K``.
     """
 
     half_width: np.ndarray
