@@ -18,7 +18,7 @@ minimises it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.optimize as sopt
@@ -132,10 +132,7 @@ def calibrate_blur(stack, camera: Camera, depth, *, fit_min_radius: bool = False
         rmin = float(params[1]) if fit_min_radius else camera.min_radius
         if not lo <= scale <= hi or not 0 <= rmin <= MAX_FITTED_MIN_RADIUS:
             return np.inf
-        cam = camera.with_psf(blur_scale=scale)
-        if fit_min_radius:
-            cam = Camera(cam.focal_length, cam.f_number, cam.pixel_size, cam.focus_distances,
-                         rmin, cam.psf, scale)
+        cam = replace(camera, blur_scale=scale, min_radius=rmin)
         k = 2 * support_half_width(scale * max(thin_lens, rmin), cam.psf) + 1
         weights = eng.weights(depth_map, eng.optics(thin_lens_coefficients(cam), cam.psf), k)
         lip = power_iteration(eng, weights, start.shape[1:])
@@ -152,7 +149,6 @@ def calibrate_blur(stack, camera: Camera, depth, *, fit_min_radius: bool = False
         res = sopt.minimize_scalar(lambda s: misfit([s]), bounds=(lo, hi), method="bounded",
                                    options={"xatol": 1e-3})
         scale, rmin, best = float(res.x), camera.min_radius, float(res.fun)
-    fitted = Camera(camera.focal_length, camera.f_number, camera.pixel_size,
-                    camera.focus_distances, rmin, camera.psf, scale)
+    fitted = replace(camera, blur_scale=scale, min_radius=rmin)
     residual = float(np.sqrt(2.0 * best / data.size))
     return Calibration(fitted, scale, rmin, residual, evaluations)

@@ -157,16 +157,20 @@ class DepthSearch:
         """Per-pixel loss ``sum_f sum_c (b - A(depth) x)^2``."""
         return self.engine.pixel_loss(x, self.b, depth, self.optics, self.k, out=out)
 
-    def grid(self, x, cands, window=1, aggregation="box"):
+    def grid(self, x, cands, window=1, aggregation="box", guide=None):
         """Best candidate at every pixel: ``(index int32, aggregated loss)``.
 
         Candidates are taken in chunks that the engine can hold; when
         ``window > 1`` each chunk's loss maps are aggregated (a box mean, or
         a guided filter steered by the image ``x``) and folded into a
         running minimum, so the whole ``(N, H, W)`` volume never exists.
+        ``guide`` is :meth:`guide` of ``x``, if the caller has it already.
         """
         eng = self.engine
-        guide = self.guide(x) if window > 1 and aggregation == "guided" else None
+        if window > 1 and aggregation == "guided":
+            guide = self.guide(x) if guide is None else guide
+        else:
+            guide = None
         radii = psf_radius(cands, self.camera).T.astype(np.float32)      # (N, F), clamped
         n_f, n_c = radii.shape[1], int(x.shape[0])
         chunk = eng.grid_chunk(len(cands), self.shape, n_f, n_c)
@@ -253,7 +257,8 @@ class DepthSearch:
         undo the aggregation.
         """
         eng = self.engine
-        index, _ = self.grid(x, cands, window, aggregation)
+        guide = self.guide(x) if window > 1 and aggregation == "guided" else None
+        index, _ = self.grid(x, cands, window, aggregation, guide)
         # Without refinement the "search" evaluates the grid point only.
         depth, loss = self.refine(x, cands, index, depth_tol, None if refine else 1)
         kept = eng.full(self.shape, False, np.bool_)
@@ -265,8 +270,8 @@ class DepthSearch:
         pair = eng.empty((2,) + self.shape)
         eng.lincomb(loss, 1.0, loss, 0.0, out=pair[0])
         self.loss(x, previous, out=pair[1])
-        if aggregation == "guided":
-            eng.guided_mean(pair, self.guide(x), window, GUIDED_EPS)
+        if guide is not None:
+            eng.guided_mean(pair, guide, window, GUIDED_EPS)
         else:
             eng.box_mean(pair, window)
         eng.keep_better(depth, pair[0], previous, pair[1], kept)

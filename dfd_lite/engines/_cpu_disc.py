@@ -18,6 +18,32 @@ _blur_radius = numba.njit(inline="always")(_scalar.blur_radius)
 _disc_chord_integral = numba.njit(inline="always")(_scalar.disc_chord_integral)
 
 
+@numba.njit(inline="always")
+def slice_from_cache(slot, cached, lrow, y):
+    """The constant-depth loss kernels' bookkeeping for one slice of one row.
+
+    ``slot == -2``: the slice is left out; ``slot >= 0``: its loss row is
+    ``cached[slot, y]`` (computed once for every candidate sharing the
+    radius), added to ``lrow``. Returns True when nothing is left to compute.
+    """
+    if slot == -2:
+        return True
+    if slot >= 0:
+        crow = cached[slot, y]
+        for xx in range(lrow.size):
+            lrow[xx] += crow[xx]
+        return True
+    return False
+
+
+@numba.njit(inline="always")
+def add_squared_error(lrow, pred, scale, brow):
+    """``lrow += (scale * pred - brow)^2``, element-wise along a row."""
+    for xx in range(lrow.size):
+        d = pred[xx] * scale - brow[xx]
+        lrow[xx] += d * d
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
     n_f, rows, height, width = half_width.shape
@@ -154,13 +180,7 @@ def disc_constant_losses_kernel(xpad, prefix, b, hw, inv_area, slot, cached, out
         lrow = out[j, y]
         lrow[:] = 0.0
         for f in range(n_f):
-            s = slot[j, f]
-            if s == -2:
-                continue
-            if s >= 0:
-                crow = cached[s, y]
-                for xx in range(width):
-                    lrow[xx] += crow[xx]
+            if slice_from_cache(slot[j, f], cached, lrow, y):
                 continue
             for c in range(n_c):
                 pred[:] = 0.0
@@ -180,11 +200,7 @@ def disc_constant_losses_kernel(xpad, prefix, b, hw, inv_area, slot, cached, out
                         cx = xx + pad
                         pred[xx] += pre[cx + mm + 1] - pre[cx - mm] + \
                             frac * (src[cx + mm + 1] + src[cx - mm - 1])
-                scale = inv_area[j, f]
-                brow = b[f, c, y]
-                for xx in range(width):
-                    d = pred[xx] * scale - brow[xx]
-                    lrow[xx] += d * d
+                add_squared_error(lrow, pred, inv_area[j, f], b[f, c, y])
 
 
 def prefix_sums(xpad):

@@ -14,8 +14,8 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from . import DiscWeights, Optics, _scalar
-from ._cpu_disc import (disc_adjoint_kernel, disc_constant_losses_kernel, disc_forward_kernel,
-                        disc_weights_kernel, prefix_sums)
+from ._cpu_disc import (add_squared_error, disc_adjoint_kernel, disc_constant_losses_kernel,
+                        disc_forward_kernel, disc_weights_kernel, prefix_sums, slice_from_cache)
 
 __all__ = ["CpuEngine"]
 
@@ -186,13 +186,7 @@ def _constant_losses_kernel(xpad, b, wk, slot, cached, out):
         lrow = out[j, y]
         lrow[:] = 0.0
         for f in range(n_f):
-            s = slot[j, f]
-            if s == -2:
-                continue
-            if s >= 0:
-                crow = cached[s, y]
-                for xx in range(width):
-                    lrow[xx] += crow[xx]
+            if slice_from_cache(slot[j, f], cached, lrow, y):
                 continue
             for c in range(n_c):
                 v[:] = 0.0
@@ -206,10 +200,7 @@ def _constant_losses_kernel(xpad, b, wk, slot, cached, out):
                     wb = wk[j, f, bb]
                     for xx in range(width):
                         pred[xx] += wb * v[xx + bb]
-                brow = b[f, c, y]
-                for xx in range(width):
-                    d = pred[xx] - brow[xx]
-                    lrow[xx] += d * d
+                add_squared_error(lrow, pred, np.float32(1.0), b[f, c, y])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
