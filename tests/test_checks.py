@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from numba import cuda, float32
 
 import dfd_lite as dl
 from dfd_lite.teaching import checks
@@ -21,19 +22,21 @@ def run(check, fn, capsys):
 
 def assert_passes(check, fn, capsys):
     result, out = run(check, fn, capsys)
-    assert result is True, out
+    assert result.passed is True, out
     assert "cases passed" in out and "failed" not in out
 
 
 def assert_fails(check, fn, capsys, *fragments):
     result, out = run(check, fn, capsys)
-    assert result is False, out
+    assert result.passed is False, out
     for fragment in fragments:
         assert fragment in out, f"{fragment!r} not in {out!r}"
     return out
 
 
-ALL_CHECKS = [getattr(checks, name) for name in checks.__all__]
+# The checks of plain Python functions (check_loss_kernel takes a CUDA kernel: tested below).
+ALL_CHECKS = [getattr(checks, name) for name in checks.__all__
+              if name.startswith("check_") and name != "check_loss_kernel"]
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
@@ -118,7 +121,8 @@ def test_coc_radius_returns_none(capsys):
 
 def weights_right(radius, k):
     o = np.arange(k) - k // 2
-    g = np.exp(-o ** 2 / (2.0 * radius ** 2))
+    sigma = max(radius, 1e-3)  # the exercise: radius 0 must not divide by zero
+    g = np.exp(-o ** 2 / (2.0 * sigma ** 2))
     return g / g.sum()
 
 
@@ -131,7 +135,7 @@ def test_gaussian_weights_unnormalised(capsys):
         o = np.arange(k) - k // 2
         return np.exp(-o ** 2 / (2.0 * radius ** 2))
 
-    assert_fails(checks.check_gaussian_weights, raw, capsys, "case 1 of 4", "sum to 1")
+    assert_fails(checks.check_gaussian_weights, raw, capsys, "case 1 of 5", "sum to 1")
 
 
 def test_gaussian_weights_sigma_not_squared(capsys):
@@ -140,7 +144,7 @@ def test_gaussian_weights_sigma_not_squared(capsys):
         g = np.exp(-o ** 2 / (2.0 * radius))
         return g / g.sum()
 
-    assert_fails(checks.check_gaussian_weights, wrong, capsys, "case 1 of 4", "weights")
+    assert_fails(checks.check_gaussian_weights, wrong, capsys, "case 1 of 5", "weights")
 
 
 def test_gaussian_weights_off_by_one_window(capsys):
@@ -150,6 +154,18 @@ def test_gaussian_weights_off_by_one_window(capsys):
         return g / g.sum()
 
     assert_fails(checks.check_gaussian_weights, off, capsys, "largest error")
+
+
+def test_gaussian_weights_nan_at_radius_zero(capsys):
+    # right everywhere except that radius 0 divides by zero, which the exercise forbids
+    def unfloored(radius, k):
+        o = np.arange(k) - k // 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.exp(-o ** 2 / (2.0 * radius ** 2))
+        return g / g.sum()
+
+    assert_fails(checks.check_gaussian_weights, unfloored, capsys, "case 5 of 5", "radius 0",
+                 "NaN", "floor sigma")
 
 
 def test_gaussian_weights_wrong_length(capsys):
@@ -479,3 +495,241 @@ def test_checks_do_not_modify_or_depend_on_input_mutation(capsys):
         return out
 
     assert_passes(checks.check_depth_metrics, scribble, capsys)
+
+
+# ---------------------------------------------------------------------------
+# Enforcing the exercise text
+
+def test_adjoint_with_a_instead_of_its_transpose_gets_a_hint(capsys):
+    def a_not_transpose(op, stack):  # A @ stack: a shape error from SciPy
+        a = op.to_sparse()
+        f, h, w, c = stack.shape
+        return np.stack([a @ stack[..., ch].reshape(-1) for ch in range(c)], -1)
+
+    assert_fails(checks.check_adjoint, a_not_transpose, capsys, "raised ValueError",
+                 "hint:", "TRANSPOSE")
+
+
+def test_golden_section_two_evaluations_per_step_fails(capsys):
+    def two_per_step(f, lo, hi, tol):  # right answer, but re-evaluates both points each step
+        phi = (math.sqrt(5) - 1) / 2
+        while hi - lo > tol:
+            c, d = hi - phi * (hi - lo), lo + phi * (hi - lo)
+            if f(c) <= f(d):
+                hi = d
+            else:
+                lo = c
+        return (lo + hi) / 2
+
+    assert_fails(checks.check_golden_section, two_per_step, capsys, "evaluated f",
+                 "one per step")
+
+
+def test_golden_section_midpoint_without_evaluating_fails(capsys):
+    assert_fails(checks.check_golden_section, lambda f, lo, hi, tol: (lo + hi) / 2, capsys,
+                 "z: expected")
+
+
+# ---------------------------------------------------------------------------
+# The checks added in the second edition
+
+def aif_loop_right(op, stack, num_iters, x0):
+    step = 1.0 / dl.lipschitz_constant(op)
+    x = y = np.asarray(x0, dtype=np.float32)
+    t = 1.0
+    for _ in range(num_iters):
+        x, y, t = fista_right(op, stack, x, y, t, step)
+    return x
+
+
+def test_aif_loop(capsys):
+    assert_passes(checks.check_aif_loop, aif_loop_right, capsys)
+
+    def no_momentum(op, stack, num_iters, x0):
+        step = 1.0 / dl.lipschitz_constant(op)
+        x = np.asarray(x0, dtype=np.float32)
+        for _ in range(num_iters):
+            x, _, _ = fista_right(op, stack, x, x, 1.0, step)
+        return x
+
+    assert_fails(checks.check_aif_loop, no_momentum, capsys, "without momentum")
+    assert_fails(checks.check_aif_loop, lambda op, s, n, x0: x0, capsys, "did not change")
+
+
+def test_depth_from_focus(capsys):
+    def dff(stack, camera):
+        return np.asarray(camera.focus_distances)[np.argmax(dl.sharpness(stack), axis=0)]
+
+    assert_passes(checks.check_depth_from_focus, dff, capsys)
+    assert_fails(checks.check_depth_from_focus,
+                 lambda s, c: np.argmax(dl.sharpness(s), axis=0).astype(float), capsys,
+                 "indices")
+    assert_fails(checks.check_depth_from_focus,
+                 lambda s, c: np.asarray(c.focus_distances)[np.argmin(dl.sharpness(s), axis=0)],
+                 capsys, "BLURRIEST")
+
+
+def test_loss_confidence(capsys):
+    def median_minus_min(volume):
+        return np.median(volume, axis=0) - volume.min(axis=0)
+
+    assert_passes(checks.check_loss_confidence, median_minus_min, capsys)
+    # another sound choice passes too: the exercise leaves the formula open
+    assert_passes(checks.check_loss_confidence, lambda v: v.mean(axis=0) - v.min(axis=0), capsys)
+    assert_fails(checks.check_loss_confidence, lambda v: v.min(axis=0), capsys, "flat")
+    assert_fails(checks.check_loss_confidence, lambda v: np.median(v, axis=0) / v.min(axis=0),
+                 capsys)
+    assert_fails(checks.check_loss_confidence, lambda v: v.max(axis=1) - v.min(axis=1), capsys,
+                 "one value per pixel")
+
+
+def disc_rows_right(radius, k):
+    def antiderivative(t):
+        t = np.clip(t, -radius, radius)
+        return t * np.sqrt(radius ** 2 - t ** 2) + radius ** 2 * np.arcsin(t / radius)
+
+    dy = np.arange(k) - k // 2
+    return antiderivative(dy + 0.5) - antiderivative(dy - 0.5)
+
+
+def test_disc_row_areas(capsys):
+    assert_passes(checks.check_disc_row_areas, disc_rows_right, capsys)
+
+    def unclipped(radius, k):
+        dy = np.arange(k) - k // 2
+        with np.errstate(invalid="ignore"):
+            t = dy + 0.5
+            return 2 * np.sqrt(np.maximum(radius ** 2 - dy ** 2, 0.0)) + 0 * t
+
+    assert_fails(checks.check_disc_row_areas, unclipped, capsys, "pi r^2")
+    assert_fails(checks.check_disc_row_areas, lambda r, k: disc_rows_right(r, k)[1:], capsys,
+                 "one per row")
+
+
+# Kernels for check_loss_kernel (module level: the simulator swaps the `cuda` module
+# in a kernel's globals when it launches it).
+@cuda.jit
+def loss_kernel_right(x, b, w, out):
+    px, py = cuda.grid(2)
+    n_c, height, width = x.shape
+    if py >= height or px >= width:
+        return
+    n_f, k = w.shape[0], w.shape[1]
+    half = k // 2
+    loss = float32(0.0)
+    for i in range(n_f):
+        for c in range(n_c):
+            pred = float32(0.0)
+            for a in range(k):
+                yy = py + a - half
+                for bb in range(k):
+                    xx = px + bb - half
+                    if 0 <= yy < height and 0 <= xx < width:
+                        pred += w[i, a, py, px] * w[i, bb, py, px] * x[c, yy, xx]
+            d = b[i, c, py, px] - pred
+            loss += d * d
+    out[py, px] = loss
+
+@cuda.jit
+def loss_kernel_without_blur(x, b, w, out):  # forgets the blur: compares b with x itself
+    px, py = cuda.grid(2)
+    n_c, height, width = x.shape
+    if py < height and px < width:
+        loss = float32(0.0)
+        for i in range(w.shape[0]):
+            for c in range(n_c):
+                d = b[i, c, py, px] - x[c, py, px]
+                loss += d * d
+        out[py, px] = loss
+
+
+
+def test_loss_kernel_in_the_simulator(capsys):
+    from dfd_lite.engines import cuda_simulated
+
+    if not cuda_simulated():
+        pytest.skip("the check is exercised in Numba's CUDA simulator")
+    assert_passes(checks.check_loss_kernel, loss_kernel_right, capsys)
+    assert_passes(lambda k: checks.check_loss_kernel(k, seed=3), loss_kernel_right, capsys)
+    assert_fails(checks.check_loss_kernel, loss_kernel_without_blur, capsys, "OUTPUT pixel")
+    assert_fails(checks.check_loss_kernel, lambda *a: None, capsys, "@cuda.jit")
+
+
+# ---------------------------------------------------------------------------
+# Fresh cases (the grader's), quiet mode, and what a notebook shows
+
+RIGHT_ANSWERS = {
+    "check_coc_radius": coc_right,
+    "check_gaussian_weights": weights_right,
+    "check_adjoint": adjoint_sparse,
+    "check_fista_step": fista_right,
+    "check_power_iteration": power_right,
+    "check_aif_loop": aif_loop_right,
+    "check_golden_section": golden_right,
+    "check_grid_argmin": lambda v, c: np.asarray(c)[np.argmin(v, axis=0)],
+    "check_depth_metrics": metrics_right,
+    "check_loss_confidence": lambda v: np.median(v, axis=0) - v.min(axis=0),
+    "check_disc_row_areas": disc_rows_right,
+    "check_depth_from_focus":
+        lambda s, c: np.asarray(c.focus_distances)[np.argmax(dl.sharpness(s), axis=0)],
+}
+
+
+def test_every_python_check_has_a_right_answer_here():
+    assert set(RIGHT_ANSWERS) == {check.__name__ for check in ALL_CHECKS}
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_ANSWERS))
+@pytest.mark.parametrize("seed", [1, 2026, 99991])
+def test_right_answers_pass_fresh_cases_quietly(name, seed, capsys):
+    result = getattr(checks, name)(RIGHT_ANSWERS[name], seed=seed, verbose=False)
+    assert result.passed, result.message
+    assert result.name == name and "cases passed" in result.message
+    assert capsys.readouterr().out == ""
+
+
+def memorise(check, right):
+    """A "solution" that records the book's cases' answers and replays them."""
+    answers = []
+
+    def recorder(*args, **kwargs):
+        answers.append(right(*args, **kwargs))
+        return answers[-1]
+
+    check(recorder, verbose=False)
+    replay = iter(answers)
+    return lambda *args, **kwargs: next(replay)
+
+
+@pytest.mark.parametrize("name", ["check_coc_radius", "check_gaussian_weights",
+                                  "check_adjoint", "check_grid_argmin", "check_depth_metrics",
+                                  "check_disc_row_areas", "check_aif_loop"])
+def test_answers_memorised_from_the_book_fail_fresh_cases(name):
+    check = getattr(checks, name)
+    replay = memorise(check, RIGHT_ANSWERS[name])
+    assert check(replay, verbose=False).passed  # the book's own cases: indistinguishable
+    replay = memorise(check, RIGHT_ANSWERS[name])
+    assert not check(replay, seed=7, verbose=False).passed
+
+
+def test_fresh_cases_differ_between_seeds():
+    seen = []
+    for seed in (1, 2):
+        calls = []
+        checks.check_coc_radius(
+            lambda d, c, calls=calls: calls.append(np.array(d)) or dl.coc_radius(d, c),
+            seed=seed, verbose=False)
+        seen.append(calls[0])
+    assert seen[0].shape != seen[1].shape or not np.allclose(seen[0], seen[1])
+
+
+def test_result_is_truthy_and_not_echoed_in_a_notebook(capsys):
+    result = checks.check_grid_argmin(RIGHT_ANSWERS["check_grid_argmin"])
+    assert result and result.passed and result.num_cases == 4
+    printed = capsys.readouterr().out
+    assert printed.strip() == result.message
+    # IPython calls _ipython_display_ instead of echoing repr(result) below the cell
+    assert result._ipython_display_() is None
+    assert capsys.readouterr().out == ""
+    failed = checks.check_grid_argmin(lambda v, c: None, verbose=False)
+    assert not failed and "forget to `return`" in failed.message

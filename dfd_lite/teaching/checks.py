@@ -1,42 +1,94 @@
 """Automatic feedback for the book's coding exercises.
 
 Each ``check_*`` function runs a student's function on a few small cases,
-compares the answers with :mod:`dfd_lite`, and prints one friendly
-message: the first case that failed (expected against got: shape, dtype,
-largest error and where) or that every case passed. The checks never
-raise: an exception in the student's code, including the
-``NotImplementedError`` of an unfinished exercise, is reported as a message.
-Each returns ``True`` when every case passed, else ``False``.
+compares the answers with :mod:`dfd_lite` (or with the property the
+exercise asks for), and prints one friendly message: the first case that
+failed (expected against got: shape, dtype, largest error and where) or
+that every case passed. The checks never raise: an exception in the
+student's code, including the ``NotImplementedError`` of an unfinished
+exercise, is reported as a message.
+
+Each returns a :class:`CheckResult`, true when every case passed. In a
+notebook it shows nothing below the printed message.
+
+Every check takes two keyword-only options:
+
+* ``seed=None`` runs the cases shown in the book; an integer draws fresh,
+  random cases (shapes, cameras, parameters and data) from it. The grader
+  (:mod:`dfd_lite.teaching.grade`) uses fresh cases, so a function written
+  to pass the book's cases only does not pass there.
+* ``verbose=True`` prints the message; the grader turns it off and reads
+  :attr:`CheckResult.message`.
 
 Example
 -------
 >>> from dfd_lite.teaching.checks import check_coc_radius
 >>> import dfd_lite as dl
->>> check_coc_radius(lambda depth, camera: dl.coc_radius(depth, camera))
+>>> result = check_coc_radius(lambda depth, camera: dl.coc_radius(depth, camera))
 check_coc_radius: all 4 cases passed.
+>>> bool(result)
 True
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..blur import BlurOperator, gaussian_weights
+from ..aif import fista, sharpness
+from ..blur import BlurOperator, gaussian_weights, psf_weights
+from ..depth import pixel_loss
 from ..metrics import depth_metrics
 from ..optics import Camera, coc_radius
 
 __all__ = [
+    "CheckResult",
+    "check_depth_from_focus",
     "check_coc_radius",
     "check_gaussian_weights",
     "check_adjoint",
     "check_fista_step",
     "check_power_iteration",
+    "check_aif_loop",
     "check_golden_section",
     "check_grid_argmin",
+    "check_loss_kernel",
     "check_depth_metrics",
+    "check_loss_confidence",
+    "check_disc_row_areas",
 ]
+
+GOLDEN_RATIO = (1 + math.sqrt(5)) / 2
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a check found; true when every case passed.
+
+    Attributes
+    ----------
+    name : str
+        The check, e.g. ``"check_coc_radius"``.
+    passed : bool
+    message : str
+        The message the check prints: which case failed and how, or that all passed.
+    num_cases : int
+    """
+
+    name: str
+    passed: bool
+    message: str
+    num_cases: int
+
+    def __bool__(self):
+        return self.passed
+
+    def _ipython_display_(self):
+        # The check printed its message already; echoing the result below it
+        # (the first edition showed a bare True/False) only adds noise.
+        pass
 
 
 class _Fail(Exception):
@@ -47,33 +99,46 @@ class _Fail(Exception):
 # The shared "run each case, compare, report" machinery
 # ---------------------------------------------------------------------------
 
-def _run(title, fn, cases):
-    """Run ``case(fn)`` for each ``(label, case)``; print one message; return True/False.
+def _run(title, fn, cases, *, verbose=True, on_error=None, kind="a function"):
+    """Run ``case(fn)`` for each ``(label, case)``; return a :class:`CheckResult`.
 
     A case returns nothing when the answer is right and raises :class:`_Fail`
     when it is wrong. Exceptions from the student's function are reported,
-    never propagated.
+    never propagated; ``on_error(exc)`` may return a hint for them (e.g. the
+    shapes that a transposed matrix would produce).
     """
+    result = _outcome(title, fn, cases, on_error, kind)
+    if verbose:
+        print(result.message)
+    return result
+
+
+def _outcome(title, fn, cases, on_error, kind):
+    def result(passed, message):
+        return CheckResult(title, passed, f"{title}: {message}", len(cases))
+
     if not callable(fn):
-        print(f"{title}: expected a function, got {type(fn).__name__}. "
-              f"Pass the function itself (no parentheses after its name).")
-        return False
+        return result(False, f"expected {kind}, got {type(fn).__name__}. Pass the function "
+                             f"itself (no parentheses after its name).")
     for number, (label, case) in enumerate(cases, 1):
         where = f"case {number} of {len(cases)} ({label})"
         try:
             case(fn)
         except NotImplementedError:
-            print(f"{title}: not implemented yet: replace the `raise NotImplementedError` "
-                  f"line with your code.")
-            return False
+            return result(False, "not implemented yet: replace the `raise NotImplementedError` "
+                                 "line with your code.")
         except _Fail as fail:
-            print(f"{title}: {where} failed:\n  {fail}")
-            return False
+            return result(False, f"{where} failed:\n  {fail}")
         except Exception as exc:  # the student's code crashed: report it, don't raise
-            print(f"{title}: {where} raised {type(exc).__name__}: {exc}")
-            return False
-    print(f"{title}: all {len(cases)} cases passed.")
-    return True
+            hint = on_error(exc) if on_error is not None else None
+            more = f"\n  hint: {hint}" if hint else ""
+            return result(False, f"{where} raised {type(exc).__name__}: {exc}{more}")
+    return result(True, f"all {len(cases)} cases passed.")
+
+
+def _rng(seed, default):
+    """The cases' random generator: the book's fixed one, or a fresh one from ``seed``."""
+    return np.random.default_rng(default if seed is None else seed)
 
 
 def _fmt(v):
@@ -140,24 +205,73 @@ def _exact_lipschitz(op):
     return float(np.linalg.eigvalsh((a.T @ a).toarray())[-1])
 
 
-def _small_scene(shape, seed, channels=3, depth_range=(0.8, 7.0)):
-    """A random depth map, image and stack of the given shape (small and fast)."""
-    rng = np.random.default_rng(seed)
+def _small_scene(rng, shape, channels=3, depth_range=(0.8, 7.0)):
+    """A random depth map and image of the given shape (small and fast)."""
     depth = rng.uniform(*depth_range, size=shape).astype(np.float32)
-    aif = rng.random(shape + (channels,)).astype(np.float32)
-    return rng, depth, aif
+    aif = rng.random(tuple(shape) + (channels,)).astype(np.float32)
+    return depth, aif
+
+
+def _random_camera(rng):
+    """A plausible camera: 3-6 focus distances, f = 25-85 mm, f/2-f/8, 4-12 um pixels."""
+    focal_length = rng.uniform(0.025, 0.085)
+    focus = np.sort(rng.uniform(0.6, 8.0, size=rng.integers(3, 7)))
+    return Camera(focal_length, focal_length / rng.uniform(2.0, 8.0), rng.uniform(4e-6, 12e-6),
+                  [float(z) for z in focus], float(rng.choice([0.0, 0.5, 1.0, 2.0])))
+
+
+def _shape(rng, low=4, high=10):
+    return int(rng.integers(low, high)), int(rng.integers(low, high))
 
 
 # ---------------------------------------------------------------------------
 # The checks, one per coding exercise
 # ---------------------------------------------------------------------------
 
-def check_coc_radius(fn):
+def check_depth_from_focus(fn, *, seed=None, verbose=True):
+    """Check ``fn(stack, camera) -> (H, W)``: the focus distance of each pixel's sharpest slice.
+
+    "Sharpest" is the largest :func:`dfd_lite.sharpness`; chapter 1's exercise.
+    """
+    rng = _rng(seed, 0)
+
+    def case(shape, cam, channels):
+        def run(f):
+            depth, aif = _small_scene(rng, shape, channels)
+            op = BlurOperator(depth, cam, kernel_size=5, backend="cpu")
+            stack = op.forward(aif)
+            got = f(stack.copy(), cam)
+            index = np.argmax(sharpness(stack), axis=0)
+            want = np.asarray(cam.focus_distances)[index]
+            try:
+                _array("depth", got, want, rtol=1e-6, atol=1e-9)
+            except _Fail as fail:
+                g = np.asarray(got) if np.shape(got) == want.shape else None
+                if g is not None and np.array_equal(g, index):
+                    raise _hint(fail, "those are slice indices; turn them into distances "
+                                      "with camera.focus_distances") from None
+                if g is not None and np.allclose(
+                        g, np.asarray(cam.focus_distances)[np.argmin(sharpness(stack), axis=0)]):
+                    raise _hint(fail, "that picks the BLURRIEST slice: use argmax") from None
+                raise
+        return run
+
+    cams = [Camera.nyuv2(), Camera.make3d()] if seed is None else \
+        [_random_camera(rng), _random_camera(rng)]
+    return _run("check_depth_from_focus", fn, [
+        ("8x10 RGB, NYUv2 camera" if seed is None else "random RGB scene", case(
+            (8, 10) if seed is None else _shape(rng, 6, 14), cams[0], 3)),
+        ("one channel, Make3D camera (7 slices)" if seed is None else "random grey scene",
+         case((7, 9) if seed is None else _shape(rng, 6, 14), cams[1], 1)),
+    ], verbose=verbose)
+
+
+def check_coc_radius(fn, *, seed=None, verbose=True):
     """Check ``fn(depth, camera) -> (F,) + depth.shape`` clamped blur radii in pixels.
 
     Must equal :func:`dfd_lite.coc_radius` (with ``clamp=True``).
     """
-    nyu = Camera.nyuv2()
+    rng = _rng(seed, 1)
 
     def case(depth, cam):
         def run(f):
@@ -183,23 +297,35 @@ def check_coc_radius(fn):
                 raise
         return run
 
-    depth_map = np.random.default_rng(1).uniform(0.5, 8.0, size=(3, 4))
+    nyu = Camera.nyuv2()
+    if seed is None:
+        unclamped = Camera(0.035, 2.8, 1e-5, [1.0, 2.5, 9.0], 0.0)
+        return _run("check_coc_radius", fn, [
+            ("a 3x4 depth map, NYUv2 camera", case(rng.uniform(0.5, 8.0, size=(3, 4)), nyu)),
+            ("depths equal to the focus distances, so the radius is clamped to min_radius",
+             case(np.array(nyu.focus_distances), nyu)),
+            ("a camera with min_radius=0: no clamping, radius 0 in focus",
+             case(np.array([[0.7, 1.0], [2.5, 9.0]]), unclamped)),
+            ("Make3D camera (7 planes), a 5x7 depth map",
+             case(rng.uniform(0.3, 70.0, size=(5, 7)), Camera.make3d())),
+        ], verbose=verbose)
+    cams = [_random_camera(rng) for _ in range(3)]
     return _run("check_coc_radius", fn, [
-        ("a 3x4 depth map, NYUv2 camera", case(depth_map, nyu)),
-        ("depths equal to the focus distances, so the radius is clamped to min_radius",
-         case(np.array(nyu.focus_distances), nyu)),
-        ("a camera with min_radius=0: no clamping, radius 0 in focus",
-         case(np.array([[0.7, 1.0], [2.5, 9.0]]), Camera(0.035, 2.8, 1e-5, [1.0, 2.5, 9.0], 0.0))),
-        ("Make3D camera (7 planes), a 5x7 depth map",
-         case(np.random.default_rng(2).uniform(0.3, 70.0, size=(5, 7)), Camera.make3d())),
-    ])
+        (f"a random camera ({c.num_planes} slices, min_radius={c.min_radius}), {s} depths",
+         case(rng.uniform(0.4, 12.0, size=s), c))
+        for c, s in zip(cams, [_shape(rng), (int(rng.integers(2, 9)),), _shape(rng)])
+    ] + [("depths at the focus distances, clamped", case(np.array(cams[0].focus_distances),
+                                                          cams[0]))], verbose=verbose)
 
 
-def check_gaussian_weights(fn):
+def check_gaussian_weights(fn, *, seed=None, verbose=True):
     """Check ``fn(radius, kernel_size) -> (K,)`` normalised 1-D Gaussian weights.
 
-    Must equal :func:`dfd_lite.gaussian_weights` for a scalar radius.
+    Must equal :func:`dfd_lite.gaussian_weights` for a scalar radius, and
+    must not divide by zero at radius 0 (all the weight in the centre).
     """
+    rng = _rng(seed, 2)
+
     def case(radius, k):
         def run(f):
             got = f(radius, k)
@@ -217,28 +343,52 @@ def check_gaussian_weights(fn):
                 if g is not None and np.allclose(g, gaussian_weights(radius * 2, k), atol=1e-6):
                     raise _hint(fail, "the Gaussian is exp(-o**2 / (2 * sigma**2)), "
                                       "with sigma squared") from None
+                if radius == 0.0:
+                    raise _hint(fail, "at radius 0 floor sigma at a small value (e.g. 1e-3) "
+                                      "instead of dividing by zero") from None
                 raise
         return run
 
-    return _run("check_gaussian_weights", fn, [
-        ("radius 1.5 px, kernel_size 7", case(1.5, 7)),
-        ("radius 2.0 px, kernel_size 11", case(2.0, 11)),
-        ("a tiny radius (0.05 px): all the weight in the centre", case(0.05, 5)),
-        ("a radius much wider than the window (50 px, kernel_size 3): nearly uniform",
-         case(50.0, 3)),
-    ])
+    if seed is None:
+        cases = [
+            ("radius 1.5 px, kernel_size 7", case(1.5, 7)),
+            ("radius 2.0 px, kernel_size 11", case(2.0, 11)),
+            ("a tiny radius (0.05 px): all the weight in the centre", case(0.05, 5)),
+            ("a radius much wider than the window (50 px, kernel_size 3): nearly uniform",
+             case(50.0, 3)),
+        ]
+    else:
+        cases = [(f"radius {r:.3g} px, kernel_size {k}", case(r, k)) for r, k in
+                 [(float(rng.uniform(0.3, 6.0)), int(2 * rng.integers(1, 8) + 1))
+                  for _ in range(3)]]
+    cases.append(("radius 0: must not divide by zero", case(0.0, 5)))
+    return _run("check_gaussian_weights", fn, cases, verbose=verbose)
 
 
-def check_adjoint(fn):
+def _shape_hint(exc):
+    """For a NumPy/SciPy shape error: what a product with A (not A^T) would have needed."""
+    text = str(exc)
+    if isinstance(exc, ValueError) and ("shape" in text or "dimension" in text
+                                         or "mismatch" in text or "reshape" in text):
+        return ("A maps an image of H*W*C values to a stack of F*H*W*C; A^T goes back. "
+                "Multiply the flattened stack by the TRANSPOSE of op.to_sparse() and reshape "
+                "the result to (H, W, C)")
+    return None
+
+
+def check_adjoint(fn, *, seed=None, verbose=True):
     """Check ``fn(op, stack) -> (H, W, C)``: ``A^T`` of an ``(F, H, W, C)`` stack.
 
     Must equal ``op.adjoint(stack)``.
     """
-    def case(shape, channels, kernel_size, seed):
+    rng = _rng(seed, 3)
+
+    def case(shape, channels, kernel_size, cam):
         def run(f):
-            rng, depth, _ = _small_scene(shape, seed, channels)
-            op = BlurOperator(depth, Camera.nyuv2(), kernel_size=kernel_size, backend="cpu")
-            stack = rng.standard_normal((op.num_planes,) + shape + (channels,)).astype(np.float32)
+            depth, _ = _small_scene(rng, shape, channels)
+            op = BlurOperator(depth, cam, kernel_size=kernel_size, backend="cpu")
+            stack = rng.standard_normal((op.num_planes,) + tuple(shape) + (channels,))
+            stack = stack.astype(np.float32)
             got = f(op, stack.copy())
             want = op.adjoint(stack)
             try:
@@ -246,14 +396,25 @@ def check_adjoint(fn):
             except _Fail as fail:
                 if np.shape(got) == want.shape[::-1] or np.shape(got) == (channels,) + shape:
                     raise _hint(fail, "return (H, W, C): move the channel axis last") from None
+                if np.size(got) == want.size * op.num_planes:
+                    raise _hint(fail, "that is the size of a stack: did you apply A instead "
+                                      "of its transpose?") from None
                 raise
         return run
 
-    return _run("check_adjoint", fn, [
-        ("6x7 RGB, kernel_size 5", case((6, 7), 3, 5, 0)),
-        ("one channel, stack (F, H, W, 1)", case((5, 5), 1, 3, 1)),
-        ("odd shape 4x9, kernel_size 7 (wider than the image is tall)", case((4, 9), 3, 7, 2)),
-    ])
+    nyu = Camera.nyuv2()
+    if seed is None:
+        cases = [
+            ("6x7 RGB, kernel_size 5", case((6, 7), 3, 5, nyu)),
+            ("one channel, stack (F, H, W, 1)", case((5, 5), 1, 3, nyu)),
+            ("odd shape 4x9, kernel_size 7 (wider than the image is tall)",
+             case((4, 9), 3, 7, nyu)),
+        ]
+    else:
+        cases = [("random camera and depth, RGB", case(_shape(rng), 3, 5, _random_camera(rng))),
+                 ("one channel", case(_shape(rng), 1, 3, _random_camera(rng))),
+                 ("kernel_size 7", case(_shape(rng, 4, 8), 3, 7, nyu))]
+    return _run("check_adjoint", fn, cases, verbose=verbose, on_error=_shape_hint)
 
 
 def _fista_reference(op, b, x, y, t, step, lo, hi):
@@ -264,16 +425,18 @@ def _fista_reference(op, b, x, y, t, step, lo, hi):
     return x_new, y_new, t_new
 
 
-def check_fista_step(fn):
+def check_fista_step(fn, *, seed=None, verbose=True):
     """Check one FISTA step ``fn(op, stack, x, y, t, step, bounds) -> (x_new, y_new, t_new)``.
 
     ``x_new = clip(y - step A^T (A y - b), lo, hi)``,
     ``t_new = (1 + sqrt(1 + 4 t^2)) / 2``,
     ``y_new = x_new + ((t - 1) / t_new) (x_new - x)``; arrays ``(H, W, C)`` float32.
     """
-    def case(shape, channels, t, bounds, seed):
+    rng = _rng(seed, 4)
+
+    def case(shape, channels, t, bounds):
         def run(f):
-            rng, depth, aif = _small_scene(shape, seed, channels)
+            depth, aif = _small_scene(rng, shape, channels)
             op = BlurOperator(depth, Camera.nyuv2(), kernel_size=5, backend="cpu")
             b = op.forward(aif)
             x = rng.random(aif.shape).astype(np.float32)
@@ -301,29 +464,43 @@ def check_fista_step(fn):
             try:
                 _array("y_new", got[1], want[1], rtol=1e-4, atol=1e-5)
             except _Fail as fail:
+                if np.allclose(np.asarray(got[1]), want[0], atol=1e-5) and t > 1:
+                    raise _hint(fail, "y_new equals x_new: the momentum term "
+                                      "((t - 1) / t_new) * (x_new - x) is missing") from None
                 raise _hint(fail, "y_new = x_new + ((t - 1) / t_new) * (x_new - x), with the "
                                   "OLD t and the new t_new") from None
             _float32("x_new", got[0])
             _float32("y_new", got[1])
         return run
 
-    return _run("check_fista_step", fn, [
-        ("first step, t=1 (no momentum yet), 6x7 RGB", case((6, 7), 3, 1.0, None, 0)),
-        ("a later step, t=3.2, 5x8 RGB", case((5, 8), 3, 3.2, None, 1)),
-        ("narrow box bounds=(0.3, 0.6): the clip matters", case((6, 6), 3, 2.0, (0.3, 0.6), 2)),
-        ("one channel (H, W, 1)", case((7, 5), 1, 1.7, (0.0, 1.0), 3)),
-    ])
+    if seed is None:
+        cases = [
+            ("first step, t=1 (no momentum yet), 6x7 RGB", case((6, 7), 3, 1.0, None)),
+            ("a later step, t=3.2, 5x8 RGB", case((5, 8), 3, 3.2, None)),
+            ("narrow box bounds=(0.3, 0.6): the clip matters", case((6, 6), 3, 2.0, (0.3, 0.6))),
+            ("one channel (H, W, 1)", case((7, 5), 1, 1.7, (0.0, 1.0))),
+        ]
+    else:
+        lo = float(rng.uniform(0.1, 0.4))
+        cases = [(f"a later step, t={t:.3g}", case(_shape(rng), 3, t, None))
+                 for t in rng.uniform(1.5, 6.0, size=2)]
+        cases.append((f"bounds=({lo:.3g}, {lo + 0.3:.3g})",
+                      case(_shape(rng), 3, float(rng.uniform(1.0, 4.0)), (lo, lo + 0.3))))
+        cases.append(("one channel", case(_shape(rng), 1, 1.0, (0.0, 1.0))))
+    return _run("check_fista_step", fn, cases, verbose=verbose, on_error=_shape_hint)
 
 
-def check_power_iteration(fn):
+def check_power_iteration(fn, *, seed=None, verbose=True):
     """Check ``fn(op, num_iters) -> float``, an estimate of ``||A||^2 = ||A^T A||_2``.
 
     Must be within 5 % of the exact value (what :func:`dfd_lite.lipschitz_constant`
     converges to, without its safety factor).
     """
-    def case(shape, kernel_size, cam, num_iters, seed):
+    rng = _rng(seed, 5)
+
+    def case(shape, kernel_size, cam, num_iters):
         def run(f):
-            _, depth, _ = _small_scene(shape, seed)
+            depth, _ = _small_scene(rng, shape)
             op = BlurOperator(depth, cam, kernel_size=kernel_size, backend="cpu")
             want = _exact_lipschitz(op)
             got = f(op, num_iters)
@@ -337,20 +514,75 @@ def check_power_iteration(fn):
                 raise
         return run
 
-    return _run("check_power_iteration", fn, [
-        ("8x9 depth map, NYUv2 camera, 20 iterations", case((8, 9), 5, Camera.nyuv2(), 20, 0)),
-        ("12x10, kernel_size 7, 15 iterations", case((12, 10), 7, Camera.nyuv2(), 15, 1)),
-        ("Make3D camera (7 planes), 20 iterations", case((6, 11), 5, Camera.make3d(), 20, 2)),
-    ])
+    if seed is None:
+        cases = [
+            ("8x9 depth map, NYUv2 camera, 20 iterations", case((8, 9), 5, Camera.nyuv2(), 20)),
+            ("12x10, kernel_size 7, 15 iterations", case((12, 10), 7, Camera.nyuv2(), 15)),
+            ("Make3D camera (7 planes), 20 iterations", case((6, 11), 5, Camera.make3d(), 20)),
+        ]
+    else:
+        cases = [("random camera, 20 iterations", case(_shape(rng, 6, 12), 5,
+                                                       _random_camera(rng), 20))
+                 for _ in range(3)]
+    return _run("check_power_iteration", fn, cases, verbose=verbose, on_error=_shape_hint)
 
 
-def check_golden_section(fn):
+def check_aif_loop(fn, *, seed=None, verbose=True):
+    """Check ``fn(op, stack, num_iters, x0) -> (H, W, C)``: ``num_iters`` FISTA steps from ``x0``.
+
+    Must match :func:`dfd_lite.fista` (step ``1 / dl.lipschitz_constant(op)``,
+    box [0, 1], momentum) to within 1e-3.
+    """
+    rng = _rng(seed, 6)
+
+    def case(shape, num_iters):
+        def run(f):
+            depth, aif = _small_scene(rng, shape)
+            op = BlurOperator(depth, Camera.nyuv2(), kernel_size=5, backend="cpu")
+            stack = op.forward(aif)
+            x0 = stack.mean(axis=0)
+            got = f(op, stack.copy(), num_iters, x0.copy())
+            want = fista(op, stack, num_iters=num_iters, x0=x0).aif
+            try:
+                _array("image", got, want, rtol=0.0, atol=1e-3)
+            except _Fail as fail:
+                if np.shape(got) == want.shape:
+                    plain = fista(op, stack, num_iters=num_iters, x0=x0, momentum=False).aif
+                    if np.allclose(got, plain, atol=1e-3):
+                        raise _hint(fail, "this is projected gradient without momentum: "
+                                          "carry y and t from one step to the next") from None
+                    if np.allclose(got, x0, atol=1e-6):
+                        raise _hint(fail, "the image did not change: return the last x") \
+                            from None
+                raise _hint(fail, "start from x = y = x0 and t = 1, then x, y, t = "
+                                  "fista_step(op, stack, x, y, t, step) num_iters times") \
+                    from None
+        return run
+
+    cases = [("6x7 RGB, 30 iterations", case((6, 7), 30)),
+             ("9x5 RGB, 5 iterations", case((9, 5), 5))] if seed is None else \
+        [(f"random scene, {n} iterations", case(_shape(rng), int(n)))
+         for n in rng.integers(3, 40, size=2)]
+    return _run("check_aif_loop", fn, cases, verbose=verbose, on_error=_shape_hint)
+
+
+def golden_section_evaluations(lo, hi, tol):
+    """How many evaluations golden-section search needs to shrink ``[lo, hi]`` below ``tol``.
+
+    Two for the first interior points, then one per step; each step keeps
+    0.618 of the bracket.
+    """
+    return 2 + max(0, math.ceil(math.log((hi - lo) / tol, GOLDEN_RATIO)))
+
+
+def check_golden_section(fn, *, seed=None, verbose=True):
     """Check ``fn(f, lo, hi, tol) -> z``, a minimiser of ``f`` on ``[lo, hi]`` within ``tol``.
 
-    Also checks that it needs about as few evaluations of ``f`` as golden
-    section does (a fine grid would find the minimum too, but slowly).
+    Also checks the exercise's rule of one new evaluation of ``f`` per step:
+    at most :func:`golden_section_evaluations` plus one spare (a second
+    evaluation per step, or a fine grid, uses about twice as many).
     """
-    golden = (1 + math.sqrt(5)) / 2
+    rng = _rng(seed, 7)
 
     def case(func, lo, hi, tol, zmin):
         def run(f):
@@ -367,26 +599,46 @@ def check_golden_section(fn):
             z = _scalar("z", got, zmin, rtol=0.0, atol=tol * 1.001)
             if not lo - 1e-12 <= z <= hi + 1e-12:
                 raise _Fail(f"z = {z:.6g} is outside the bracket [{lo}, {hi}]")
-            budget = 3 * math.ceil(math.log((hi - lo) / tol, golden)) + 6
+            if calls[0] == 0:
+                raise _Fail("f was never evaluated: the answer cannot depend on f")
+            budget = golden_section_evaluations(lo, hi, tol) + 1
             if calls[0] > budget:
                 raise _Fail(f"your search evaluated f {calls[0]} times; golden section needs "
-                            f"about {budget // 3} for this bracket and tol\n  hint: shrink the "
-                            f"bracket by 0.618 each step and reuse one interior point")
+                            f"{budget - 1} for this bracket and tol (two to start, then one "
+                            f"per step)\n  hint: shrink the bracket by 0.618 each step and "
+                            f"reuse the interior point you keep, with its value")
         return run
 
-    return _run("check_golden_section", fn, [
-        ("(z - 2.3)^2 on [0, 5], tol 1e-2", case(lambda z: (z - 2.3) ** 2, 0.0, 5.0, 1e-2, 2.3)),
-        ("|z - 0.7| (not smooth) on [0.1, 10], tol 1e-3",
-         case(lambda z: abs(z - 0.7), 0.1, 10.0, 1e-3, 0.7)),
-        ("increasing f: the minimum is the bracket's lower end",
-         case(lambda z: z ** 3, 1.0, 4.0, 1e-2, 1.0)),
-        ("decreasing f: the minimum is the bracket's upper end",
-         case(lambda z: -z, 2.0, 3.0, 1e-3, 3.0)),
-    ])
+    if seed is None:
+        cases = [
+            ("(z - 2.3)^2 on [0, 5], tol 1e-2", case(lambda z: (z - 2.3) ** 2, 0.0, 5.0, 1e-2, 2.3)),
+            ("|z - 0.7| (not smooth) on [0.1, 10], tol 1e-3",
+             case(lambda z: abs(z - 0.7), 0.1, 10.0, 1e-3, 0.7)),
+            ("increasing f: the minimum is the bracket's lower end",
+             case(lambda z: z ** 3, 1.0, 4.0, 1e-2, 1.0)),
+            ("decreasing f: the minimum is the bracket's upper end",
+             case(lambda z: -z, 2.0, 3.0, 1e-3, 3.0)),
+        ]
+    else:
+        cases = []
+        for _ in range(3):
+            lo = float(rng.uniform(-5.0, 5.0))
+            hi = lo + float(rng.uniform(0.5, 10.0))
+            zmin = float(rng.uniform(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo)))
+            tol = float(10.0 ** rng.uniform(-4, -2))
+            scale = float(rng.uniform(0.5, 3.0))
+            cases.append((f"a unimodal f on [{lo:.3g}, {hi:.3g}], tol {tol:.2g}",
+                          case(lambda z, m=zmin, s=scale: s * abs(z - m) ** 1.5,
+                               lo, hi, tol, zmin)))
+        cases.append(("increasing f: the minimum is the lower end",
+                      case(lambda z: math.exp(z), -1.0, 2.0, 1e-3, -1.0)))
+    return _run("check_golden_section", fn, cases, verbose=verbose)
 
 
-def check_grid_argmin(fn):
+def check_grid_argmin(fn, *, seed=None, verbose=True):
     """Check ``fn(loss_volume (N, H, W), candidates (N,)) -> (H, W)`` depth of the smallest loss."""
+    rng = _rng(seed, 8)
+
     def case(loss, cands):
         def run(f):
             got = f(loss.copy(), cands.copy())
@@ -404,21 +656,70 @@ def check_grid_argmin(fn):
                 raise
         return run
 
-    rng = np.random.default_rng(0)
     inverse = np.sort(1.0 / np.linspace(1 / 0.5, 1 / 10.0, 9))
-    edge = rng.random((6, 3, 4))
+    n = 6 if seed is None else int(rng.integers(4, 12))
+    edge = rng.random((n, 3, 4))
     edge[0, 0, :] = -1.0   # first row of pixels: minimum at the first candidate
     edge[-1, 1, :] = -1.0  # second row: at the last candidate
-    return _run("check_grid_argmin", fn, [
-        ("7 linear candidates, 4x5 pixels", case(rng.random((7, 4, 5)), np.linspace(1, 4, 7))),
-        ("9 unevenly spaced candidates, 1x6 pixels", case(rng.random((9, 1, 6)), inverse)),
-        ("minima at the first and last candidate", case(edge, np.linspace(0.5, 3.0, 6))),
-        ("a single candidate", case(rng.random((1, 2, 3)), np.array([2.0]))),
-    ])
+    if seed is None:
+        cases = [("7 linear candidates, 4x5 pixels",
+                  case(rng.random((7, 4, 5)), np.linspace(1, 4, 7))),
+                 ("9 unevenly spaced candidates, 1x6 pixels", case(rng.random((9, 1, 6)), inverse))]
+    else:
+        m = int(rng.integers(5, 30))
+        cands = np.sort(rng.uniform(0.3, 10.0, size=m))
+        cases = [(f"{m} random candidates", case(rng.random((m,) + _shape(rng)), cands))]
+    cases += [("minima at the first and last candidate",
+               case(edge, np.sort(rng.uniform(0.5, 3.0, size=n)) if seed is not None
+                    else np.linspace(0.5, 3.0, 6))),
+              ("a single candidate", case(rng.random((1, 2, 3)), np.array([2.0])))]
+    return _run("check_grid_argmin", fn, cases, verbose=verbose)
 
 
-def check_depth_metrics(fn):
+def check_loss_kernel(kernel, *, seed=None, verbose=True):
+    """Check a CUDA kernel ``kernel(x, b, w, out)``: the per-pixel loss of a given depth map.
+
+    ``x`` is ``(C, H, W)``, ``b`` ``(F, C, H, W)``, ``w`` the ``(F, K, H, W)``
+    weights of a :class:`dfd_lite.BlurOperator`; ``out`` ``(H, W)`` must
+    equal :func:`dfd_lite.pixel_loss`. Launched with 16 x 16 blocks; needs
+    Numba's CUDA target (a GPU, or the simulator on small images).
+    """
+    rng = _rng(seed, 9)
+
+    def case(shape, kernel_size):
+        def run(k):
+            if not hasattr(k, "__getitem__"):
+                raise _Fail("expected a kernel decorated with @cuda.jit (launched as "
+                            "kernel[blocks, threads](...)), got a plain function")
+            depth, aif = _small_scene(rng, shape)
+            cam = Camera.nyuv2()
+            op = BlurOperator(depth, cam, kernel_size=kernel_size, backend="cpu")
+            stack = op.forward(aif) + 0.05 * rng.standard_normal((op.num_planes,) + aif.shape)
+            stack = stack.astype(np.float32)
+            x = np.ascontiguousarray(np.moveaxis(aif, -1, 0))
+            b = np.ascontiguousarray(np.moveaxis(stack, -1, 1))
+            out = np.zeros(shape, dtype=np.float32)
+            height, width = shape
+            k[((width + 15) // 16, (height + 15) // 16), (16, 16)](x, b, op.weights, out)
+            want = pixel_loss(aif, stack, depth, cam, kernel_size=kernel_size, backend="cpu")
+            try:
+                _array("out", out, want, rtol=1e-4, atol=1e-6)
+            except _Fail as fail:
+                raise _hint(fail, "pixels outside the image count as zero, and the weights "
+                                  "are read at the OUTPUT pixel (py, px)") from None
+        return run
+
+    cases = [("12x16 RGB, K = 5", case((12, 16), 5)),
+             ("odd 9x21 (a partly empty block), K = 3", case((9, 21), 3))] if seed is None else \
+        [("random 2-block image", case((int(rng.integers(5, 20)), int(rng.integers(17, 30))), 5))]
+    return _run("check_loss_kernel", kernel, cases, verbose=verbose,
+                kind="a kernel (decorated with @cuda.jit)")
+
+
+def check_depth_metrics(fn, *, seed=None, verbose=True):
     """Check ``fn(pred, gt) -> dict`` with ``rmse``, ``absrel`` and ``delta1``."""
+    rng = _rng(seed, 10)
+
     def case(pred, gt):
         def run(f):
             got = f(np.array(pred, copy=True), np.array(gt, copy=True))
@@ -444,12 +745,88 @@ def check_depth_metrics(fn):
                     raise
         return run
 
-    rng = np.random.default_rng(0)
-    gt = rng.uniform(1.0, 6.0, size=(4, 5))
+    gt = rng.uniform(1.0, 6.0, size=(4, 5) if seed is None else _shape(rng))
+    factor = 1.3 if seed is None else float(rng.uniform(1.1, 1.6))
     return _run("check_depth_metrics", fn, [
-        ("random 4x5 prediction", case(gt * rng.uniform(0.7, 1.4, size=gt.shape), gt)),
+        ("random prediction", case(gt * rng.uniform(0.7, 1.4, size=gt.shape), gt)),
         ("a perfect prediction", case(gt.copy(), gt)),
-        ("predictions too small by a factor 1.3 (ratio gt/pred)", case(gt / 1.3, gt)),
+        (f"predictions too small by a factor {factor:.3g} (ratio gt/pred)",
+         case(gt / factor, gt)),
         ("ratios exactly 1.25 (not counted in delta1)", case(np.array([[2.5, 5.0]]),
                                                              np.array([[2.0, 4.0]]))),
-    ])
+    ], verbose=verbose)
+
+
+def check_loss_confidence(fn, *, seed=None, verbose=True):
+    """Check ``fn(volume (N, H, W)) -> (H, W)``: a confidence that is high at sharp minima.
+
+    Chapter 8 leaves the formula open (median minus minimum is one choice),
+    so this checks the properties any answer needs: one finite value per
+    pixel, zero for a flat curve, unchanged when a constant is added to a
+    curve, and larger for a deeper minimum of the same shape.
+    """
+    rng = _rng(seed, 11)
+
+    def run(f):
+        n, (h, w) = int(rng.integers(8, 20)), _shape(rng)
+        depth_axis = np.linspace(-1.0, 1.0, n)[:, None, None]
+        centre = rng.uniform(-0.6, 0.6, size=(1, h, w))
+        depth_of_minimum = rng.uniform(0.5, 2.0, size=(1, h, w))
+        volume = depth_of_minimum * np.minimum((depth_axis - centre) ** 2 * 4, 1.0)
+        volume[:, 0, :] = 1.0  # the first row of pixels: flat curves, no information
+        offset = rng.uniform(0.0, 5.0, size=(1, h, w))
+        got = f(volume.copy())
+        conf = np.asarray(got, dtype=np.float64) if got is not None else None
+        if conf is None:
+            raise _Fail("the confidence is None: did you forget to `return` it?")
+        if conf.shape != (h, w):
+            raise _Fail(f"the confidence has shape {conf.shape}, expected one value per "
+                        f"pixel {(h, w)}\n  hint: reduce over axis 0 (the candidates)")
+        if not np.all(np.isfinite(conf)):
+            raise _Fail("the confidence contains NaN or inf")
+        scale = float(np.abs(conf).max()) or 1.0
+        if np.abs(conf[0]).max() > 1e-6 * scale:
+            raise _Fail("a flat loss curve (first row of pixels) must have confidence 0")
+        shifted = np.asarray(f(volume + offset), dtype=np.float64)
+        if not np.allclose(shifted, conf, rtol=1e-6, atol=1e-9 * scale):
+            raise _Fail("adding a constant to a loss curve changed its confidence: measure "
+                        "the minimum's depth relative to the curve (e.g. median - min)")
+        deeper = np.asarray(f(volume * 3.0), dtype=np.float64)
+        if not np.all(deeper[1:] > conf[1:]):
+            raise _Fail("a curve with a three times deeper minimum must get a larger "
+                        "confidence")
+
+    return _run("check_loss_confidence", fn, [
+        ("random single-minimum curves and flat ones", run),
+        ("other random curves (a different number of candidates)", run),
+    ], verbose=verbose, on_error=_shape_hint)
+
+
+def check_disc_row_areas(fn, *, seed=None, verbose=True):
+    """Check ``fn(radius, K) -> (K,)``: the disc's area between heights ``dy - 1/2`` and ``dy + 1/2``.
+
+    Rows must add up to ``pi r^2`` and, normalised, equal the row sums of
+    ``dl.psf_weights(radius, K, psf="disc")``.
+    """
+    rng = _rng(seed, 12)
+
+    def case(radius, k):
+        def run(f):
+            got = f(radius, k)
+            want = psf_weights(radius, k, psf="disc").sum(axis=1).astype(np.float64) \
+                * math.pi * radius ** 2
+            if np.shape(got) != (k,):
+                raise _Fail(f"the areas have shape {np.shape(got)}, expected one per row "
+                            f"({k},)")
+            total = float(np.sum(got))
+            if not math.isclose(total, math.pi * radius ** 2, rel_tol=1e-5):
+                raise _Fail(f"the rows add up to {total:.6g}, not the disc's area "
+                            f"pi r^2 = {math.pi * radius ** 2:.6g}\n  hint: clip t to "
+                            f"[-r, r] before G(t)")
+            _array("row areas", got, want, rtol=1e-4, atol=1e-5 * radius ** 2)
+        return run
+
+    radii = [0.8, 2.0, 5.3] if seed is None else [float(r) for r in rng.uniform(0.4, 7.0, 3)]
+    return _run("check_disc_row_areas", fn, [
+        (f"radius {r:.3g} px, K = {2 * math.ceil(r) + 3}", case(r, 2 * math.ceil(r) + 3))
+        for r in radii], verbose=verbose)

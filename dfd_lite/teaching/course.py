@@ -14,24 +14,44 @@ solutions taken out:
 * marked regions in code cells outside solutions are replaced the same way;
 * every output and execution count is cleared.
 
+The student folder builds as a book of its own (``jupyter-book build
+OUT_DIR``). Its layout is the teacher's ``book_dir`` flattened into
+``OUT_DIR``, with the book's configuration beside the pages::
+
+    OUT_DIR/
+        _config.yml        the teacher's, retitled, execution off, paths rebased
+        _toc.yml           the teacher's, with ``book/x`` entries rewritten to ``x``
+        intro.md           Markdown pages (the solutions sentence rewritten)
+        01_chapter.ipynb   student notebooks
+        references.bib     bibliography, images and other resources
+        part/...           sub-folders of ``book_dir`` are kept
+
 Command line::
 
-    python -m dfd_lite.teaching.course student-edition OUT_DIR [--book-dir book]
+    python -m dfd_lite.teaching.course student-edition OUT_DIR [--book-dir book] [--force]
+    python -m dfd_lite.teaching.course grade SUBMISSIONS_DIR --out grades.csv
 
-The teacher's files are only read. Malformed solution blocks or markers
-raise :class:`StudentEditionError` before anything is written.
+(``grade`` is :mod:`dfd_lite.teaching.grade`.)
+        [--config-dir DIR] [--force]
+
+The teacher's files are only read. Malformed solution blocks or markers,
+a non-empty ``OUT_DIR`` (unless forced) and configuration entries outside
+``book_dir`` raise before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
-__all__ = ["StudentEditionError", "student_notebook", "make_student_edition", "main"]
+from . import grade
+
+__all__ = ["StudentEditionError", "main", "make_student_edition", "student_notebook", "student_page"]
 
 STUB = "raise NotImplementedError  # your code here"
 
@@ -41,6 +61,20 @@ _DIRECTIVE = re.compile(r"^[ \t]*(?:`{3,}|:{3,})[ \t]*\{(solution-start|solution
 _BEGIN = re.compile(r"^([ \t]*)#[ \t]*BEGIN SOLUTION[ \t]*$")
 _END = re.compile(r"^[ \t]*#[ \t]*END SOLUTION[ \t]*$")
 _SKIP_DIRS = {"_build", ".ipynb_checkpoints", ".pytest_cache"}
+# The files of book_dir copied besides the notebooks: pages, the bibliography and
+# images. A list rather than "everything else" because a book folder may also hold
+# files that are not for students (helper scripts with answers, data dumps).
+RESOURCE_SUFFIXES = frozenset({".md", ".bib", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"})
+# The book's configuration files, in config_dir (the folder above book_dir).
+_CONFIG, _TOC = "_config.yml", "_toc.yml"
+# Keys of _toc.yml whose values are paths relative to config_dir.
+_TOC_PATH_KEYS = ("root", "file", "glob")
+
+# book/intro.md, Conventions: "solutions are folded away\n  under each exercise."
+# Matched across any line break and indentation; the gap before "under" is reused
+# so that the rewritten sentence keeps the page's line wrapping.
+_FOLDED_AWAY = re.compile(r"solutions\s+are\s+folded\s+away(?P<gap>\s+)under\s+each\s+exercise\.")
+_NOT_INCLUDED = r"solutions are not included in this edition\g<gap>(ask your teacher)."
 
 
 class StudentEditionError(ValueError):
@@ -163,84 +197,254 @@ def student_notebook(nb, name: str = "notebook"):
     return nb
 
 
+def student_page(text: str) -> str:
+    """The student edition of a Markdown page's text.
+
+    The intro's sentence saying that "solutions are folded away under each
+    exercise" becomes "solutions are not included in this edition (ask your
+    teacher)". A page without that sentence is returned unchanged.
+    """
+    return _FOLDED_AWAY.sub(_NOT_INCLUDED, text)
+
+
 def _sources(book_dir: Path):
     for path in sorted(book_dir.rglob("*")):
         rel = path.relative_to(book_dir)
-        if path.is_file() and path.suffix in (".ipynb", ".md") and \
+        suffix = path.suffix.lower()
+        if path.is_file() and (suffix == ".ipynb" or suffix in RESOURCE_SUFFIXES) and \
                 not _SKIP_DIRS.intersection(rel.parts[:-1]):
             yield path, rel
 
 
-def make_student_edition(book_dir, out_dir):
-    """Write the student edition of every notebook in ``book_dir`` to ``out_dir``.
+def _yaml():
+    try:
+        import yaml
+    except ImportError:  # installed with jupyter-book, not a dependency of the solver
+        raise ImportError("the student edition's _config.yml and _toc.yml need PyYAML: "
+                          "pip install pyyaml") from None
+    return yaml
+
+
+def _read_yaml(path: Path) -> dict:
+    yaml = _yaml()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):  # bad file content, reported like any bad input
+        raise ValueError(  # noqa: TRY004
+            f"{path} must hold a YAML mapping, not {type(data).__name__}")
+    return data
+
+
+def _dump_yaml(data: dict, source: Path) -> str:
+    header = (f"# The student edition of the teacher's {source.name}, written by\n"
+              f"# python -m dfd_lite.teaching.course student-edition: edit the teacher's file\n"
+              f"# and make the edition again rather than editing this one.\n")
+    return header + _yaml().safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _rebaser(config_dir: Path, book_dir: Path):
+    """A function turning a config path (relative to ``config_dir``) into one relative to
+    ``book_dir``, which is the student folder's root; paths outside ``book_dir`` raise."""
+    book_abs = book_dir.resolve()
+
+    def rebase(entry: str, where: str) -> str:
+        target = (config_dir / entry).resolve()
+        try:
+            return target.relative_to(book_abs).as_posix()
+        except ValueError:
+            raise ValueError(f"{where}: {entry!r} is outside book_dir {str(book_dir)!r}, and "
+                             f"the student edition holds only book_dir's files") from None
+    return rebase
+
+
+def _student_toc(node, rebase, where):
+    """The toc with every page path (``root``, ``file``, ``glob``) rebased; urls are kept."""
+    if isinstance(node, dict):
+        return {key: rebase(value, where) if key in _TOC_PATH_KEYS and isinstance(value, str)
+                else _student_toc(value, rebase, where) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_student_toc(item, rebase, where) for item in node]
+    return node
+
+
+def _student_config(config: dict, rebase, where) -> dict:
+    """The teacher's ``_config.yml`` data made fit for the student folder (a new dict)."""
+    config = copy.deepcopy(config)
+    title = config.get("title")
+    config["title"] = f"{title} (student edition)" if title else "Student edition"
+    # Execution off: the student notebooks hold `raise NotImplementedError` stubs,
+    # which would fail a build that runs them (the teacher's book runs with
+    # allow_errors false), and a build should not need the solver's data or a GPU.
+    # The pages are shown as they are, without outputs - which is what students get.
+    execute = config.get("execute")
+    config["execute"] = {**(execute if isinstance(execute, dict) else {}),
+                         "execute_notebooks": "off"}
+    bibfiles = config.get("bibtex_bibfiles")
+    if isinstance(bibfiles, str):
+        bibfiles = [bibfiles]
+    if bibfiles:
+        config["bibtex_bibfiles"] = [rebase(path, where) for path in bibfiles]
+    html = config.get("html") if isinstance(config.get("html"), dict) else {}
+    for parent, key in ((config, "logo"), (html, "favicon")):
+        if isinstance(parent.get(key), str) and parent[key]:
+            parent[key] = rebase(parent[key], where)
+    # The repository and launch links would lead to the teacher's notebooks, solutions
+    # included, at paths that no longer match the student folder: drop them.
+    config.pop("repository", None)
+    config.pop("launch_buttons", None)
+    for key in ("use_repository_button", "use_issues_button", "use_edit_page_button"):
+        if key in html:
+            html[key] = False
+    return config
+
+
+def _book_files(book_dir: Path, config_dir: Path):
+    """``{name: text}`` of the student ``_config.yml`` and ``_toc.yml``; missing ones are
+    skipped (a folder of notebooks need not be a book)."""
+    rebase, files = _rebaser(config_dir, book_dir), {}
+    config_path, toc_path = config_dir / _CONFIG, config_dir / _TOC
+    if config_path.is_file():
+        config = _student_config(_read_yaml(config_path), rebase, str(config_path))
+        files[_CONFIG] = _dump_yaml(config, config_path)
+    if toc_path.is_file():
+        toc = _student_toc(_read_yaml(toc_path), rebase, str(toc_path))
+        files[_TOC] = _dump_yaml(toc, toc_path)
+    return files
+
+
+def _check_out_dir(book_dir: Path, out_dir: Path, config_dir: Path, force: bool):
+    """Refuse an ``out_dir`` where writing could touch the teacher's files or the
+    student's work."""
+    book_abs, out_abs = book_dir.resolve(), out_dir.resolve()
+    if out_abs == book_abs or book_abs in out_abs.parents:
+        raise ValueError(f"out_dir {str(out_dir)!r} must be outside book_dir "
+                         f"{str(book_dir)!r}: the teacher's notebooks must not be overwritten")
+    # A folder above book_dir (config_dir, usually) would receive the student
+    # _config.yml and _toc.yml in place of the teacher's.
+    if out_abs in book_abs.parents or out_abs == config_dir.resolve():
+        raise ValueError(f"out_dir {str(out_dir)!r} must not hold book_dir {str(book_dir)!r} "
+                         f"or the book's configuration {str(config_dir)!r}: the teacher's "
+                         f"{_CONFIG} and {_TOC} must not be overwritten")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {str(out_dir)!r} is not a folder")
+    # A student edition already there may hold a student's answers.
+    if not force and out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ValueError(f"out_dir {str(out_dir)!r} is not empty; pass force=True "
+                         f"(command line: --force) to overwrite the files there")
+
+
+def make_student_edition(book_dir, out_dir, *, force: bool = False, config_dir=None):
+    """Write the student edition of the book in ``book_dir`` to ``out_dir``.
 
     Notebooks (``.ipynb``) are converted with :func:`student_notebook`;
-    Markdown pages (``.md``) are copied as they are. Sub-folders are kept;
-    ``_build`` and checkpoint folders are skipped. Every notebook is
-    converted before anything is written, so a malformed one leaves
-    ``out_dir`` untouched.
+    Markdown pages (``.md``) go through :func:`student_page`; the
+    bibliography, images and the other :data:`RESOURCE_SUFFIXES` files are
+    copied. Sub-folders are kept; ``_build`` and checkpoint folders are
+    skipped. The book's ``_config.yml`` and ``_toc.yml`` in ``config_dir``
+    are written to ``out_dir`` with their paths made relative to it, the
+    title marked "(student edition)", notebook execution off and the links
+    to the teacher's repository removed, so that ``jupyter-book build
+    out_dir`` builds the student book. Everything is converted and checked
+    before anything is written, so an error leaves ``out_dir`` untouched.
 
     Parameters
     ----------
     book_dir : str or Path
         The folder with the teacher's notebooks (e.g. ``book``).
     out_dir : str or Path
-        Where to write; created if needed. Must not be ``book_dir`` or inside it.
+        Where to write; created if needed. Must be empty unless ``force``,
+        and must not be ``book_dir``, inside it, or above it.
+    force : bool
+        Write into a non-empty ``out_dir``, overwriting files of the same
+        names; other files there are left as they are.
+    config_dir : str or Path, optional
+        The folder with the book's ``_config.yml`` and ``_toc.yml``, whose
+        paths are relative to it (default: the folder above ``book_dir``).
+        A missing file is skipped.
 
     Returns
     -------
     list of Path
         The files written.
+
+    Raises
+    ------
+    StudentEditionError
+        On malformed solution blocks or markers in a notebook.
+    ValueError
+        On a missing ``book_dir``, an ``out_dir`` that is refused (see
+        above), or a configuration path outside ``book_dir``.
     """
     nbformat = _nbformat()
     book_dir, out_dir = Path(book_dir), Path(out_dir)
     if not book_dir.is_dir():
         raise ValueError(f"book_dir {str(book_dir)!r} is not a folder")
-    book_abs, out_abs = book_dir.resolve(), out_dir.resolve()
-    if out_abs == book_abs or book_abs in out_abs.parents:
-        raise ValueError(f"out_dir {str(out_dir)!r} must be outside book_dir "
-                         f"{str(book_dir)!r}: the teacher's notebooks must not be overwritten")
-    todo = []
+    # resolve() first: the parent of a relative "." is "." itself
+    config_dir = book_dir.resolve().parent if config_dir is None else Path(config_dir)
+    _check_out_dir(book_dir, out_dir, config_dir, force)
+    todo = []  # (path relative to out_dir, notebook | text | file to copy)
     for path, rel in _sources(book_dir):
-        if path.suffix == ".ipynb":
-            nb = nbformat.read(path, as_version=4)
-            todo.append((rel, student_notebook(nb, str(path))))
-        else:
-            if _DIRECTIVE.search(path.read_text(encoding="utf-8")):
+        if path.suffix.lower() == ".ipynb":
+            nb = student_notebook(nbformat.read(path, as_version=4), str(path))
+            nbformat.validate(nb)
+            todo.append((rel, nb))
+        elif path.suffix.lower() == ".md":
+            text = path.read_bytes().decode("utf-8")  # bytes: line endings are kept
+            if _DIRECTIVE.search(text):
                 warnings.warn(f"{path} has solution directives; Markdown pages are copied "
-                              f"unchanged, so the student edition shows them", stacklevel=2)
+                              f"with them, so the student edition shows them", stacklevel=2)
+            todo.append((rel, student_page(text)))
+        else:
             todo.append((rel, path))
+    todo += [(Path(name), text) for name, text in _book_files(book_dir, config_dir).items()]
     written = []
     for rel, item in todo:
         target = out_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
+        # A new file, never writing through a link left in a forced out_dir.
+        target.unlink(missing_ok=True)
         if isinstance(item, Path):
             shutil.copyfile(item, target)
+        elif isinstance(item, str):
+            target.write_bytes(item.encode("utf-8"))
         else:
-            nbformat.validate(item)
             nbformat.write(item, target)
         written.append(target)
     return written
 
 
 def main(argv=None):
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point; returns the exit status (2 for bad input)."""
     parser = argparse.ArgumentParser(prog="python -m dfd_lite.teaching.course",
                                      description="Course tools for the dfd_lite book.")
     sub = parser.add_subparsers(dest="command", required=True)
     se = sub.add_parser("student-edition",
-                        help="copy the book's notebooks without their solutions")
-    se.add_argument("out_dir", help="folder to write the student notebooks to")
+                        help="copy the book without its solutions, ready to build")
+    se.add_argument("out_dir", help="folder to write the student edition to")
     se.add_argument("--book-dir", default="book",
                     help="folder with the teacher's notebooks (default: book)")
+    se.add_argument("--config-dir", default=None,
+                    help="folder with the book's _config.yml and _toc.yml "
+                         "(default: the folder above --book-dir)")
+    se.add_argument("--force", action="store_true",
+                    help="write into a non-empty OUT_DIR, overwriting its files")
+    gr = sub.add_parser("grade", help="run the students' notebooks and grade them with the "
+                                      "official checks on fresh cases")
+    grade.add_arguments(gr)
     args = parser.parse_args(argv)
+    if args.command == "grade":
+        return grade.run_grade(args)
     try:
-        written = make_student_edition(args.book_dir, args.out_dir)
+        written = make_student_edition(args.book_dir, args.out_dir, force=args.force,
+                                       config_dir=args.config_dir)
     except (StudentEditionError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        # one line, like argparse's own errors (which also exit with 2)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     notebooks = sum(p.suffix == ".ipynb" for p in written)
-    print(f"wrote {notebooks} student notebooks and {len(written) - notebooks} other pages "
+    print(f"wrote {notebooks} student notebooks and {len(written) - notebooks} other files "
           f"to {args.out_dir}")
     return 0
 
