@@ -221,3 +221,17 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert "no notebooks" in capsys.readouterr().err
     assert course.main(["grade", str(tmp_path), "--timeout", "0"]) == 2
     assert "--timeout" in capsys.readouterr().err
+
+
+def test_teachers_rubric_gives_the_graders_points():
+    # book/teaching.md's rubric table must award what the grader awards
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "book" / "teaching.md").read_text(encoding="utf-8")
+    for exercise in grade.ASSIGNMENTS["capstone"]:
+        line = next(row for row in text.splitlines() if f"`{exercise.label}`" in row)
+        assert f"| {exercise.points} | grader |" in line, line
+    graded_by_hand = [row for row in text.splitlines() if row.endswith("| you |")]
+    written = sum(int(row.split("|")[3]) for row in graded_by_hand)
+    coded = sum(ex.points for ex in grade.ASSIGNMENTS["capstone"])
+    assert f"**{coded + written}**" in text
