@@ -676,7 +676,8 @@ RIGHT_ANSWERS = {
 
 
 def test_every_python_check_has_a_right_answer_here():
-    assert set(RIGHT_ANSWERS) == {check.__name__ for check in ALL_CHECKS}
+    # check_dfd_solver runs a whole solver: tested below and by the grader's capstone tests
+    assert set(RIGHT_ANSWERS) | {"check_dfd_solver"} == {c.__name__ for c in ALL_CHECKS}
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT_ANSWERS))
@@ -733,3 +734,25 @@ def test_result_is_truthy_and_not_echoed_in_a_notebook(capsys):
     assert capsys.readouterr().out == ""
     failed = checks.check_grid_argmin(lambda v, c: None, verbose=False)
     assert not failed and "forget to `return`" in failed.message
+
+
+def test_dfd_solver_check_measures_the_rmse_and_names_broken_parts():
+    scene, _, _, _ = checks.capstone_problem()
+    perfect = checks.check_dfd_solver(lambda s, c, z, k: (scene.depth, scene.aif),
+                                      verbose=False)
+    assert perfect and perfect.measured["rmse"] == 0.0
+    assert "0.000 m on the notebook's stack, below the target 0.65 m" in perfect.message
+
+    def flat(stack, camera, candidates, kernel_size):
+        return np.full(stack.shape[1:3], 3.0), stack[0]
+
+    missed = checks.check_dfd_solver(flat, verbose=False)
+    assert not missed and missed.measured["rmse"] > 0.65
+    assert "every part passes its check" in missed.message and "kernel_size=K" in missed.message
+    parts = {"grid_argmin_mine": (checks.check_grid_argmin, lambda v, c: None),
+             "coc_radius_mine": (checks.check_coc_radius, coc_right)}
+    named = checks.check_dfd_solver(flat, parts=parts, verbose=False)
+    assert "these parts fail their checks: grid_argmin_mine" in named.message
+    wrong_shape = checks.check_dfd_solver(lambda s, c, z, k: (scene.depth.T, None),
+                                          verbose=False)
+    assert "shape (80, 64)" in wrong_shape.message

@@ -235,3 +235,91 @@ def test_teachers_rubric_gives_the_graders_points():
     written = sum(int(row.split("|")[3]) for row in graded_by_hand)
     coded = sum(ex.points for ex in grade.ASSIGNMENTS["capstone"])
     assert f"**{coded + written}**" in text
+
+
+# ---------------------------------------------------------------------------
+# The capstone: a correct submission and the issue's lazy one
+
+def capstone_function_cells():
+    """The teacher's capstone reduced to its imports and functions (no computation)."""
+    from pathlib import Path
+
+    nb = nbformat.read(Path(__file__).parents[1] / "book" / "capstone.ipynb", as_version=4)
+    kept = []
+    for source in grade.code_cells(nb):
+        kept += [ast.unparse(node) for node in ast.parse(source).body
+                 if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef))]
+    return kept
+
+
+LAZY_CAPSTONE = {
+    "coc_radius_mine": "def coc_radius_mine(depth, camera):\n"
+                       "    return dl.coc_radius(depth, camera)",
+    "fista_step": "def fista_step(op, stack, x, y, t, step, bounds=(0.0, 1.0)):\n"
+                  "    raise NotImplementedError  # your code here",
+    "aif_mine": "def aif_mine(op, stack, num_iters, x0):\n"
+                "    return dl.fista(op, stack, num_iters=num_iters, x0=x0).aif",
+    "grid_argmin_mine": "def grid_argmin_mine(loss_volume, candidates):\n"
+                        "    return np.asarray(candidates)[np.argmax(loss_volume, axis=0)]",
+    "golden_section_mine": "def golden_section_mine(f, lo, hi, tol):\n"
+                           "    return (lo + hi) / 2",
+    "dfd_mine": "def dfd_mine(stack, camera, candidates, K, *, num_epochs=4, aif_num_iters=40,"
+                " window=3):\n"
+                "    r = dl.solve(stack, camera, num_epochs=num_epochs,"
+                " aif_num_iters=aif_num_iters, kernel_size=K)\n"
+                "    return r.depth, r.aif",
+}
+
+
+@pytest.fixture(scope="module")
+def graded_capstones(tmp_path_factory):
+    root = tmp_path_factory.mktemp("capstones")
+    cells = capstone_function_cells()
+    write(root / "ada_capstone.ipynb", notebook(*cells))
+    lazy = []
+    for source in cells:
+        name = ast.parse(source).body[0]
+        lazy.append(LAZY_CAPSTONE.get(getattr(name, "name", None), source))
+    lazy.append('print("target reached: RMSE 0.607 m")')
+    write(root / "lazy_capstone.ipynb", notebook(*lazy))
+    rows, _ = grade.grade_folder(root, seed=2026, timeout=120, check_timeout=180)
+    return rows
+
+
+def test_correct_capstone_gets_every_point_and_its_rmse(graded_capstones):
+    mine = rows_of(graded_capstones, "ada")
+    assert set(mine) == {ex.label for ex in grade.ASSIGNMENTS["capstone"]}
+    failed = {label: row.message for label, row in mine.items() if not row.passed}
+    assert not failed
+    assert sum(row.points for row in mine.values()) == \
+        sum(ex.points for ex in grade.ASSIGNMENTS["capstone"])
+    solver = mine["capstone-dfd"]
+    assert solver.rmse is not None and solver.rmse < 0.65 and "freshly seeded" in solver.message
+
+
+def test_lazy_capstone_gets_nothing(graded_capstones):
+    mine = rows_of(graded_capstones, "lazy")
+    assert sum(row.points for row in mine.values()) == 0, {k: r.message for k, r in mine.items()}
+    assert "coc_radius" in mine["capstone-coc"].flag
+    assert "not implemented" in mine["capstone-fista-step"].message
+    assert "fista" in mine["capstone-fista-loop"].flag
+    assert "LARGEST" in mine["capstone-grid"].message
+    assert "z: expected" in mine["capstone-golden"].message
+    assert "solve" in mine["capstone-dfd"].flag
+
+
+def test_capstone_notebook_uses_the_graders_problem():
+    # the grader re-runs dfd_mine on checks.capstone_problem: the notebook must set up the same
+    from pathlib import Path
+
+    from dfd_lite.teaching.checks import CAPSTONE
+
+    nb = nbformat.read(Path(__file__).parents[1] / "book" / "capstone.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert f"dl.synthetic_scene({CAPSTONE['shape']})" in code
+    assert f"K = {CAPSTONE['kernel_size']}\n" in code
+    assert f"noise_std={CAPSTONE['noise_std']}, seed=0" in code
+    assert (f"dl.depth_candidates({CAPSTONE['depth_range']}, "
+            f"num_depths={CAPSTONE['num_depths']})") in code
+    assert f"**{CAPSTONE['target_rmse']} m**" in text

@@ -48,13 +48,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["Exercise", "ASSIGNMENTS", "CAPSTONE_TARGET_RMSE", "Row", "grade_notebook",
+__all__ = ["Exercise", "ASSIGNMENTS", "Row", "grade_notebook",
            "grade_folder", "write_csv", "summary", "main"]
-
-# The capstone's final exercise: the student's solver on the notebook's scene
-# and settings, with noise drawn afresh; passing means the RMSE is below this.
-CAPSTONE_TARGET_RMSE = 0.8  # metres
-
 
 @dataclass(frozen=True)
 class Exercise:
@@ -67,8 +62,7 @@ class Exercise:
     function : str
         The name of the function the student writes.
     check : str
-        The :mod:`dfd_lite.teaching.checks` function that grades it, or
-        ``"capstone_solver"`` for the capstone's final solver.
+        The :mod:`dfd_lite.teaching.checks` function that grades it.
     points : int
     forbidden : tuple of str
         Names of library functions (or methods) the student's function must
@@ -93,7 +87,7 @@ _CAPSTONE = (
     Exercise("capstone-grid", "grid_argmin_mine", "check_grid_argmin", 10,
              ("depth_step", "grid_search", "solve")),
     Exercise("capstone-golden", "golden_section_mine", "check_golden_section", 15, _GOLDEN),
-    Exercise("capstone-dfd", "dfd_mine", "capstone_solver", 20,
+    Exercise("capstone-dfd", "dfd_mine", "check_dfd_solver", 20,
              ("solve", "depth_step", "fista", "run_fista")),
 )
 
@@ -155,14 +149,18 @@ class Row:
 # Reading a submission: assignment, student, and the AST scan
 # ---------------------------------------------------------------------------
 
-def _code_cells(nb):
-    """The code cells' sources with IPython magics and shell lines blanked (valid Python)."""
+def code_cells(nb):
+    """The code cells' sources, IPython magics and shell lines made ``pass`` (valid Python)."""
     sources = []
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        lines = [("pass  # " + line) if line.lstrip().startswith(("%", "!")) else line
-                 for line in cell.source.split("\n")]
+        lines = []
+        for line in cell.source.split("\n"):
+            body = line.lstrip()
+            if body.startswith(("%", "!")):  # keep the indentation: it may be an if's body
+                line = line[:len(line) - len(body)] + "pass  # " + body
+            lines.append(line)
         sources.append("\n".join(lines))
     return sources
 
@@ -396,48 +394,12 @@ def _kernel_env():
 # Checking the functions in a separate process
 # ---------------------------------------------------------------------------
 
-def capstone_solver_rmse(dfd_mine, *, seed: int):
-    """Depth RMSE (m) of the student's ``dfd_mine`` on the capstone's scene with fresh noise.
-
-    The scene, camera, window size and candidates are the notebook's; only
-    the noise is drawn from ``seed``.
-    """
-    import numpy as np
-
-    import dfd_lite as dl
-
-    scene = dl.synthetic_scene((64, 80))
-    cam = dl.Camera.nyuv2()
-    kernel_size = 11
-    stack = dl.focal_stack(scene, cam, kernel_size=kernel_size, noise_std=0.01,
-                           seed=int(seed) % (2 ** 31))
-    candidates = dl.depth_candidates((0.1, 10.0), num_depths=100)
-    depth, _ = dfd_mine(stack, cam, candidates, kernel_size)
-    depth = np.asarray(depth, dtype=np.float64)
-    if depth.shape != scene.shape:
-        raise ValueError(f"dfd_mine returned a depth map of shape {depth.shape}, expected "
-                         f"{scene.shape}")
-    return float(dl.depth_metrics(depth, scene.depth)["rmse"])
-
-
 def _check_one(exercise: Exercise, fn, seed: int) -> dict:
-    """Run one exercise's check; the result as a JSON-able dict."""
-    if exercise.check == "capstone_solver":
-        try:
-            rmse = capstone_solver_rmse(fn, seed=seed)
-        except NotImplementedError:
-            return {"passed": False, "message": "not implemented yet"}
-        except Exception as exc:  # noqa: BLE001 - the student's code: report, don't raise
-            return {"passed": False, "message": f"raised {type(exc).__name__}: {exc}"[:300]}
-        passed = math.isfinite(rmse) and rmse < CAPSTONE_TARGET_RMSE
-        verdict = "below" if passed else "not below"
-        return {"passed": passed, "rmse": rmse,
-                "message": f"depth RMSE {rmse:.3f} m on a freshly seeded stack, {verdict} "
-                           f"the target {CAPSTONE_TARGET_RMSE} m"}
+    """Run one exercise's check on fresh cases; the result as a JSON-able dict."""
     from . import checks
 
     result = getattr(checks, exercise.check)(fn, seed=seed, verbose=False)
-    return {"passed": result.passed, "message": result.message}
+    return {"passed": result.passed, "message": result.message, **result.measured}
 
 
 def _checker_process(argv):
@@ -545,7 +507,7 @@ def grade_notebook(path, *, root=None, seed: int, timeout: float = 300.0,
                     NOTEBOOK_ROW,
                     flag="malformed", message=f"not a readable notebook: "
                                               f"{type(exc).__name__}: {str(exc)[:200]}")]
-    trees = _parse(_code_cells(nb))
+    trees = _parse(code_cells(nb))
     functions = _defined_functions(trees)
     assignment = identify(path, functions)
     student = student_name(path, root, assignment)
