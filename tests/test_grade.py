@@ -294,7 +294,7 @@ def test_correct_capstone_gets_every_point_and_its_rmse(graded_capstones):
     assert sum(row.points for row in mine.values()) == \
         sum(ex.points for ex in grade.ASSIGNMENTS["capstone"])
     solver = mine["capstone-dfd"]
-    assert solver.rmse is not None and solver.rmse < 0.65 and "freshly seeded" in solver.message
+    assert solver.rmse is not None and solver.rmse < 0.7 and "freshly seeded" in solver.message
 
 
 def test_lazy_capstone_gets_nothing(graded_capstones):

@@ -841,11 +841,11 @@ def check_disc_row_areas(fn, *, seed=None, verbose=True):
 
 #: The capstone's final task: the scene, camera, window and settings its
 #: ``dfd_mine`` runs with, and the depth RMSE (metres) it must stay below.
-#: Correct code reaches 0.585 - 0.6 m on freshly seeded stacks; an argmin off
-#: by one candidate, a grid argmax or an unclamped radius give 0.7 - 4.2 m
-#: (``bench/capstone.py``, table in bench/README.md).
+#: Correct code reaches 0.51 - 0.55 m on freshly seeded stacks; a grid argmax
+#: or off by one, a midpoint golden section, an unclamped radius or the CoC
+#: diameter give 0.87 - 4.4 m (``bench/capstone.py``, table in bench/README.md).
 CAPSTONE = {"shape": (64, 80), "kernel_size": 11, "noise_std": 0.01,
-            "depth_range": (0.1, 10.0), "num_depths": 20, "target_rmse": 0.65}
+            "depth_range": (0.5, 10.0), "num_depths": 5, "target_rmse": 0.7}
 
 
 def capstone_problem(seed=0):
