@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from dfd_lite.teaching import course, grade
+from dfd_lite.teaching import checks, course, grade
 
 GOLDEN = '''
 def golden_section(f, lo, hi, tol):
@@ -323,3 +323,20 @@ def test_capstone_notebook_uses_the_graders_problem():
     assert (f"dl.depth_candidates({CAPSTONE['depth_range']}, "
             f"num_depths={CAPSTONE['num_depths']})") in code
     assert f"**{CAPSTONE['target_rmse']} m**" in text
+
+
+@pytest.mark.parametrize("assignment", sorted(grade.ASSIGNMENTS))
+def test_the_books_own_solutions_define_every_graded_function_and_are_not_flagged(assignment):
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "book" / f"{assignment}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    trees = grade._parse(grade.code_cells(nb))
+    functions = grade._defined_functions(trees)
+    aliases = grade._imported_aliases(trees)
+    assert grade.identify(path, functions) == assignment
+    assert grade._tampering(trees) == ""
+    for exercise in grade.ASSIGNMENTS[assignment]:
+        assert exercise.function in functions, exercise
+        assert grade.forbidden_calls(exercise, functions, aliases) == [], exercise
+        assert callable(getattr(checks, exercise.check))

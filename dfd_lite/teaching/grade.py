@@ -109,7 +109,7 @@ ASSIGNMENTS = {
         Exercise("ch4-fista-step", "fista_step", "check_fista_step", 10,
                  ("fista", "run_fista", "solve")),
         Exercise("ch4-power-iteration", "power_iteration", "check_power_iteration", 10,
-                 ("lipschitz_constant", "eigsh", "svds", "eigvalsh", "norm")),
+                 ("lipschitz_constant", "eigsh", "svds", "eigvalsh", "eigh", "svd")),
     ),
     "05_depth": (
         Exercise("ch5-grid-argmin", "grid_argmin", "check_grid_argmin", 10,
