@@ -38,10 +38,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..aif import fista, sharpness
-from ..data import focal_stack, synthetic_scene
-from ..depth import depth_candidates
 from ..blur import BlurOperator, gaussian_weights, psf_weights
-from ..depth import pixel_loss
+from ..data import focal_stack, synthetic_scene
+from ..depth import depth_candidates, pixel_loss
 from ..metrics import depth_metrics
 from ..optics import Camera, coc_radius
 
