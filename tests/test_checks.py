@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 from numba import cuda, float32
 
 import dfd_lite as dl
@@ -670,6 +671,7 @@ RIGHT_ANSWERS = {
     "check_depth_metrics": metrics_right,
     "check_loss_confidence": lambda v: np.median(v, axis=0) - v.min(axis=0),
     "check_disc_row_areas": disc_rows_right,
+    "check_box_average": lambda v, w: ndi.uniform_filter(v, size=(1, w, w), mode="nearest"),
     "check_depth_from_focus":
         lambda s, c: np.asarray(c.focus_distances)[np.argmax(dl.sharpness(s), axis=0)],
 }
@@ -756,3 +758,16 @@ def test_dfd_solver_check_measures_the_rmse_and_names_broken_parts():
     wrong_shape = checks.check_dfd_solver(lambda s, c, z, k: (scene.depth.T, None),
                                           verbose=False)
     assert "shape (80, 64)" in wrong_shape.message
+
+
+def test_box_average_hints():
+    import scipy.ndimage as ndi
+
+    def sums(v, w):
+        return ndi.uniform_filter(v, size=(1, w, w), mode="nearest") * w * w
+
+    def zero_padded(v, w):
+        return ndi.uniform_filter(v, size=(1, w, w), mode="constant")
+
+    assert "divide by window**2" in checks.check_box_average(sums, verbose=False).message
+    assert "repeat the edge" in checks.check_box_average(zero_padded, verbose=False).message

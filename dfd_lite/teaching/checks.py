@@ -59,6 +59,7 @@ __all__ = [
     "check_depth_metrics",
     "check_loss_confidence",
     "check_disc_row_areas",
+    "check_box_average",
     "check_dfd_solver",
     "CAPSTONE",
 ]
@@ -837,6 +838,44 @@ def check_disc_row_areas(fn, *, seed=None, verbose=True):
         (f"radius {r:.3g} px, K = {2 * math.ceil(r) + 3}", case(r, 2 * math.ceil(r) + 3))
         for r in radii], verbose=verbose)
 
+
+
+def check_box_average(fn, *, seed=None, verbose=True):
+    """Check ``fn(volume (N, H, W), window) -> (N, H, W)``: box means with edges repeated.
+
+    Must equal ``scipy.ndimage.uniform_filter(volume, size=(1, window, window),
+    mode="nearest")``, the box aggregation of :func:`dfd_lite.grid_search`.
+    """
+    import scipy.ndimage as ndi
+
+    rng = _rng(seed, 13)
+
+    def case(shape, window):
+        def run(f):
+            volume = rng.random(shape) * rng.uniform(0.5, 5.0)
+            got = f(volume.copy(), window)
+            want = ndi.uniform_filter(volume, size=(1, window, window), mode="nearest")
+            try:
+                _array("averages", got, want, rtol=1e-6, atol=1e-9)
+            except _Fail as fail:
+                g = np.asarray(got, dtype=np.float64) if np.shape(got) == want.shape else None
+                if g is not None and np.allclose(g, want * window ** 2, rtol=1e-6):
+                    raise _hint(fail, "those are the sums: divide by window**2") from None
+                zero = ndi.uniform_filter(volume, size=(1, window, window), mode="constant")
+                if g is not None and np.allclose(g, zero, rtol=1e-6):
+                    raise _hint(fail, "beyond the border repeat the edge pixels "
+                                      "(np.pad(..., mode='edge')), not zeros") from None
+                raise
+        return run
+
+    if seed is None:
+        cases = [("3 candidates, 6x7 pixels, window 3", case((3, 6, 7), 3)),
+                 ("window 5 on a 4x9 image (wider than it is tall)", case((2, 4, 9), 5)),
+                 ("window 1: unchanged", case((2, 5, 5), 1))]
+    else:
+        cases = [(f"window {w}", case((int(rng.integers(1, 5)),) + _shape(rng, 3, 12), w))
+                 for w in (3, 2 * int(rng.integers(2, 6)) + 1)]
+    return _run("check_box_average", fn, cases, verbose=verbose, on_error=_shape_hint)
 
 #: The capstone's final task: the scene, camera, window and settings its
 #: ``dfd_mine`` runs with, and the depth RMSE (metres) it must stay below.

@@ -122,6 +122,9 @@ ASSIGNMENTS = {
                                 10),),
     "09_real_optics": (Exercise("ch9-rows", "disc_row_areas", "check_disc_row_areas", 10,
                                 ("psf_weights", "disc_psf", "disc_weights")),),
+    "10_noise": (Exercise("ch10-box-code", "box_average", "check_box_average", 10,
+                          ("uniform_filter", "correlate", "convolve", "convolve2d",
+                           "fftconvolve", "box_mean", "guided_mean")),),
 }
 
 # What the grader writes for problems that concern the whole notebook.
