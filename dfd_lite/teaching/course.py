@@ -281,6 +281,16 @@ def _student_config(config: dict, rebase, where) -> dict:
     execute = config.get("execute")
     config["execute"] = {**(execute if isinstance(execute, dict) else {}),
                          "execute_notebooks": "off"}
+    # Figures numbered from cell metadata (myst-nb's `figure`) exist only in executed
+    # outputs, which the student edition clears: the text's references to them
+    # cannot resolve there, and would fail a strict build. The teacher's strict
+    # build still checks every reference.
+    sphinx = config.get("sphinx") if isinstance(config.get("sphinx"), dict) else {}
+    sphinx_config = sphinx.get("config") if isinstance(sphinx.get("config"), dict) else {}
+    suppressed = list(sphinx_config.get("suppress_warnings") or [])
+    sphinx_config["suppress_warnings"] = suppressed + [w for w in ("ref.ref", "ref.numref")
+                                                       if w not in suppressed]
+    config["sphinx"] = {**sphinx, "config": sphinx_config}
     bibfiles = config.get("bibtex_bibfiles")
     if isinstance(bibfiles, str):
         bibfiles = [bibfiles]
