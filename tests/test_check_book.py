@@ -138,7 +138,7 @@ def test_checker_reports_each_problem(tmp_path, capsys):
         "error in stderr output: 'numpy.linalg.LinAlgError: Singular matrix'"], out
     assert set(problems) == {"book/02_rawmath.html", "book/03_broken.html",
                              "book/04_error.html", "book/05_stderr.html"}, out
-    # No 02_thin_lens/07_alternating here: the first two chapters are shot.
+    # No 02_thin_lens/06_alternating here: the first two chapters are shot.
     assert sorted(p.name for p in shots.glob("*.png")) == ["book_01_good.png", "book_02_rawmath.png"]
     assert all((shots / name).read_bytes().startswith(b"\x89PNG") for name in
                ["book_01_good.png", "book_02_rawmath.png"])

@@ -69,7 +69,7 @@ SKIP_PAGES = {"genindex.html", "search.html", "py-modindex.html"}
 # A MathJax CDN URL: jsDelivr/unpkg ".../mathjax@3.2.2/es5/x.js" or cdnjs
 # ".../mathjax/3.2.2/es5/x.js"; group 1 is the path inside the npm package.
 MATHJAX_URL = re.compile(r"/mathjax(?:@[^/]*|/\d[^/]*)/(.*)$", re.IGNORECASE)
-SCREENSHOT_PAGES = ("book/02_thin_lens.html", "book/07_alternating.html")
+SCREENSHOT_PAGES = ("book/02_thin_lens.html", "book/06_alternating.html")
 PAGE_TIMEOUT_MS = 30_000  # generous: a cold MathJax load on a slow 2-core runner
 MATHJAX_TIMEOUT_MS = 30_000
 MAX_EXAMPLES = 3  # raw-TeX / untypeset-math examples listed per page

@@ -92,7 +92,7 @@ _CAPSTONE = (
 )
 
 #: The graded exercises of every assignment, keyed by the book notebook's file stem.
-#: Chapter 6's exercise is a CUDA kernel, which cannot be taken out of a kernel
+#: Chapter 10's exercise is a CUDA kernel, which cannot be taken out of a kernel
 #: process and run elsewhere; it is checked in its notebook only.
 ASSIGNMENTS = {
     "capstone": _CAPSTONE,
@@ -116,13 +116,13 @@ ASSIGNMENTS = {
                  ("depth_step", "grid_search")),
         Exercise("ch5-golden-code", "golden_section", "check_golden_section", 10, _GOLDEN),
     ),
-    "07_alternating": (Exercise("ch7-metrics-code", "depth_metrics_mine",
+    "06_alternating": (Exercise("ch6-metrics-code", "depth_metrics_mine",
                                 "check_depth_metrics", 10, ("depth_metrics",)),),
     "08_real_scenes": (Exercise("ch8-confidence", "loss_confidence", "check_loss_confidence",
                                 10),),
     "09_real_optics": (Exercise("ch9-rows", "disc_row_areas", "check_disc_row_areas", 10,
                                 ("psf_weights", "disc_psf", "disc_weights")),),
-    "10_noise": (Exercise("ch10-box-code", "box_average", "check_box_average", 10,
+    "07_noise": (Exercise("ch7-box-code", "box_average", "check_box_average", 10,
                           ("uniform_filter", "correlate", "convolve", "convolve2d",
                            "fftconvolve", "box_mean", "guided_mean")),),
 }
