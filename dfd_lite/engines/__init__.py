@@ -57,7 +57,8 @@ import numpy as np
 
 BACKENDS = ("auto", "cpu", "cuda")
 
-__all__ = ["BACKENDS", "Optics", "DiscWeights", "resolve", "cuda_available", "cuda_simulated", "is_engine"]
+__all__ = ["BACKENDS", "TESTED_NUMBA_CUDA", "Optics", "DiscWeights", "resolve", "auto_backend",
+           "numba_cuda_version", "cuda_available", "cuda_simulated", "is_engine"]
 
 
 def cuda_simulated() -> bool:
@@ -135,14 +136,59 @@ def is_engine(obj) -> bool:
 ENGINE_PSFS = {"cpu": ("gaussian", "disc"), "cuda": ("gaussian",)}
 
 
+#: The numba-cuda releases the CUDA engine is tested with (requirements.txt and the
+#: ``cuda`` extra pin the same range); ``"auto"`` uses the GPU only with one of them.
+TESTED_NUMBA_CUDA = ((0, 30), (0, 31))
+
+
+def numba_cuda_version():
+    """The installed numba-cuda's version string, or None (Numba's own CUDA target only)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("numba-cuda")
+    except PackageNotFoundError:
+        return None
+
+
+def auto_backend(*, gpu: bool, simulated: bool, psf: str, numba_cuda: str | None) -> str:
+    """What ``backend="auto"`` means: ``"cuda"`` or ``"cpu"``.
+
+    CUDA only with a real GPU (never the slow simulator), a PSF the CUDA
+    engine runs under ``"auto"`` (:data:`ENGINE_PSFS`), and the numba-cuda
+    release the engine is tested with (:data:`TESTED_NUMBA_CUDA`): Numba's
+    built-in CUDA target, or another numba-cuda, may compile the kernels
+    differently, so they get the CPU unless asked for ``"cuda"`` by name.
+
+    Parameters
+    ----------
+    gpu : bool
+        Numba reaches a CUDA device (or its simulator).
+    simulated : bool
+        That device is Numba's simulator.
+    psf : str
+    numba_cuda : str or None
+        The installed numba-cuda version (``"0.30.2"``), None if absent.
+    """
+    if not gpu or simulated or psf not in ENGINE_PSFS["cuda"] or numba_cuda is None:
+        return "cpu"
+    try:
+        release = tuple(int(part) for part in numba_cuda.split(".")[:2])
+    except ValueError:  # a version string we cannot read is not one we tested
+        return "cpu"
+    low, high = TESTED_NUMBA_CUDA
+    return "cuda" if low <= release < high else "cpu"
+
+
 def resolve(backend="auto", *, psf="gaussian"):
     """The engine for ``backend``.
 
     Parameters
     ----------
     backend : {"auto", "cpu", "cuda"} or engine
-        ``"auto"`` picks CUDA when a real GPU is available and the CPU
-        otherwise (never the slow simulator). An engine is returned as it
+        ``"auto"`` picks CUDA when a real GPU is available with the tested
+        numba-cuda release, and the CPU otherwise (never the slow simulator;
+        see :func:`auto_backend`). An engine is returned as it
         is, so a caller can keep one (and its buffers) across calls.
     psf : {"gaussian", "disc"}
         The PSF the engine will run: ``"auto"`` keeps to the CPU for a PSF
@@ -165,8 +211,9 @@ def resolve(backend="auto", *, psf="gaussian"):
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS} or an engine, got {backend!r}")
     if backend == "auto":
-        gpu = cuda_available() and not cuda_simulated() and psf in ENGINE_PSFS["cuda"]
-        backend = "cuda" if gpu else "cpu"
+        gpu = cuda_available()
+        backend = auto_backend(gpu=gpu, simulated=gpu and cuda_simulated(), psf=psf,
+                               numba_cuda=numba_cuda_version())
     if backend == "cpu":
         from .cpu import CpuEngine
         return CpuEngine()
