@@ -15,7 +15,6 @@ RMSE target catches on its own and which only the parts' own checks catch.
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime
 import os
 import platform
@@ -29,7 +28,7 @@ import numpy as np  # noqa: E402
 
 import dfd_lite as dl  # noqa: E402
 from dfd_lite.teaching.checks import CAPSTONE, capstone_problem  # noqa: E402
-from dfd_lite.teaching.grade import code_cells  # noqa: E402
+from dfd_lite.teaching.grade import notebook_definitions  # noqa: E402
 
 NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "book",
                         "capstone.ipynb")
@@ -42,10 +41,8 @@ def notebook_functions(path=NOTEBOOK):
     computation or plotting happens.
     """
     namespace = {}
-    for source in code_cells(nbformat.read(path, as_version=4)):
-        keep = [node for node in ast.parse(source).body
-                if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef))]
-        exec(compile(ast.Module(keep, type_ignores=[]), path, "exec"), namespace)  # noqa: S102
+    exec("\n".join(notebook_definitions(nbformat.read(path, as_version=4))),  # noqa: S102
+         namespace)
     return namespace
 
 

@@ -90,12 +90,18 @@ def show_uncertainty(depth_std, *, ax=None, vmax=None, title=None, colorbar=True
         _, ax = plt.subplots(figsize=(4, 3))
     cmap = plt.get_cmap("magma").copy()
     cmap.set_bad("0.6")
-    im = ax.imshow(np.ma.masked_invalid(std), cmap=cmap, vmin=0.0, vmax=vmax)
+    return _show_map(ax, np.ma.masked_invalid(std), cmap=cmap, vmin=0.0, vmax=vmax,
+                     title=title, colorbar=colorbar, label="depth uncertainty (m)")
+
+
+def _show_map(ax, image, *, cmap, vmin, vmax, title, colorbar, label):
+    """One map on ``ax``: no axes, an optional title and a labelled colour bar."""
+    im = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
     if title:
         ax.set_title(title, fontsize=10)
     ax.axis("off")
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="depth uncertainty (m)")
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
     return ax
 
 
@@ -121,13 +127,8 @@ def show_depth(depth, *, ax=None, vmin=None, vmax=None, title=None, colorbar=Tru
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3))
-    im = ax.imshow(np.asarray(depth), cmap=cmap, vmin=vmin, vmax=vmax)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.axis("off")
-    if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="depth (m)")
-    return ax
+    return _show_map(ax, np.asarray(depth), cmap=cmap, vmin=vmin, vmax=vmax, title=title,
+                     colorbar=colorbar, label="depth (m)")
 
 
 def plot_coc(camera: Camera, *, depth_range=(0.1, 10.0), ax=None, clamp=True, num=400):

@@ -2,6 +2,7 @@
 
 import ast
 import csv
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -9,27 +10,19 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from dfd_lite.teaching import checks, course, grade
 
-GOLDEN = '''
-def golden_section(f, lo, hi, tol):
-    phi = (math.sqrt(5.0) - 1.0) / 2.0
-    c, d = hi - phi * (hi - lo), lo + phi * (hi - lo)
-    fc, fd = f(c), f(d)
-    while hi - lo > tol:
-        if fc <= fd:
-            hi, d, fd = d, c, fc
-            c = hi - phi * (hi - lo)
-            fc = f(c)
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + phi * (hi - lo)
-            fd = f(d)
-    return c if fc <= fd else d
-'''
 IMPORTS = "import math\nimport numpy as np\nimport dfd_lite as dl\n"
-ARGMIN = '''
-def grid_argmin(loss_volume, candidates):
-    return np.asarray(candidates)[np.argmin(loss_volume, axis=0)]
-'''
+
+
+def book_solution(notebook_name, function):
+    """The source of ``function`` as the book's own notebook defines it (its solution)."""
+    nb = nbformat.read(Path(__file__).parents[1] / "book" / notebook_name, as_version=4)
+    return next(source for source in grade.notebook_definitions(nb)
+                if source.startswith(f"def {function}("))
+
+
+# Chapter 5's own solutions: a correct submission of that assignment.
+GOLDEN = book_solution("05_depth.ipynb", "golden_section")
+ARGMIN = book_solution("05_depth.ipynb", "grid_argmin")
 
 
 def notebook(*sources):
@@ -225,8 +218,6 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 def test_teachers_rubric_gives_the_graders_points():
     # book/teaching.md's rubric table must award what the grader awards
-    from pathlib import Path
-
     text = (Path(__file__).parents[1] / "book" / "teaching.md").read_text(encoding="utf-8")
     for exercise in grade.ASSIGNMENTS["capstone"]:
         line = next(row for row in text.splitlines() if f"`{exercise.label}`" in row)
@@ -242,14 +233,8 @@ def test_teachers_rubric_gives_the_graders_points():
 
 def capstone_function_cells():
     """The teacher's capstone reduced to its imports and functions (no computation)."""
-    from pathlib import Path
-
     nb = nbformat.read(Path(__file__).parents[1] / "book" / "capstone.ipynb", as_version=4)
-    kept = []
-    for source in grade.code_cells(nb):
-        kept += [ast.unparse(node) for node in ast.parse(source).body
-                 if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef))]
-    return kept
+    return grade.notebook_definitions(nb)
 
 
 LAZY_CAPSTONE = {
@@ -310,8 +295,6 @@ def test_lazy_capstone_gets_nothing(graded_capstones):
 
 def test_capstone_notebook_uses_the_graders_problem():
     # the grader re-runs dfd_mine on checks.capstone_problem: the notebook must set up the same
-    from pathlib import Path
-
     from dfd_lite.teaching.checks import CAPSTONE
 
     nb = nbformat.read(Path(__file__).parents[1] / "book" / "capstone.ipynb", as_version=4)
@@ -327,8 +310,6 @@ def test_capstone_notebook_uses_the_graders_problem():
 
 @pytest.mark.parametrize("assignment", sorted(grade.ASSIGNMENTS))
 def test_the_books_own_solutions_define_every_graded_function_and_are_not_flagged(assignment):
-    from pathlib import Path
-
     path = Path(__file__).parents[1] / "book" / f"{assignment}.ipynb"
     nb = nbformat.read(path, as_version=4)
     trees = grade._parse(grade.code_cells(nb))

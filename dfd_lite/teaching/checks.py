@@ -106,41 +106,46 @@ class _Fail(Exception):
 # The shared "run each case, compare, report" machinery
 # ---------------------------------------------------------------------------
 
-def _run(title, fn, cases, *, verbose=True, on_error=None, kind="a function"):
+def _run(title, fn, cases, *, verbose=True, on_error=None, kind="a function", measured=None,
+         success=None):
     """Run ``case(fn)`` for each ``(label, case)``; return a :class:`CheckResult`.
 
     A case returns nothing when the answer is right and raises :class:`_Fail`
     when it is wrong. Exceptions from the student's function are reported,
     never propagated; ``on_error(exc)`` may return a hint for them (e.g. the
-    shapes that a transposed matrix would produce).
+    shapes that a transposed matrix would produce). ``measured`` is a dict
+    the cases fill with numbers for :attr:`CheckResult.measured`;
+    ``success()`` may replace the "all cases passed" message.
     """
-    result = _outcome(title, fn, cases, on_error, kind)
+    measured = {} if measured is None else measured
+    passed, message = _outcome(fn, cases, on_error, kind)
+    if passed and success is not None:
+        message = success()
+    result = CheckResult(title, passed, f"{title}: {message}", len(cases), measured)
     if verbose:
         print(result.message)
     return result
 
 
-def _outcome(title, fn, cases, on_error, kind):
-    def result(passed, message):
-        return CheckResult(title, passed, f"{title}: {message}", len(cases))
-
+def _outcome(fn, cases, on_error, kind):
+    """``(passed, message)`` of running the cases (see :func:`_run`)."""
     if not callable(fn):
-        return result(False, f"expected {kind}, got {type(fn).__name__}. Pass the function "
-                             f"itself (no parentheses after its name).")
+        return False, (f"expected {kind}, got {type(fn).__name__}. Pass the function itself "
+                       f"(no parentheses after its name).")
     for number, (label, case) in enumerate(cases, 1):
         where = f"case {number} of {len(cases)} ({label})"
         try:
             case(fn)
         except NotImplementedError:
-            return result(False, "not implemented yet: replace the `raise NotImplementedError` "
-                                 "line with your code.")
+            return False, ("not implemented yet: replace the `raise NotImplementedError` "
+                           "line with your code.")
         except _Fail as fail:
-            return result(False, f"{where} failed:\n  {fail}")
+            return False, f"{where} failed:\n  {fail}"
         except Exception as exc:  # the student's code crashed: report it, don't raise
             hint = on_error(exc) if on_error is not None else None
             more = f"\n  hint: {hint}" if hint else ""
-            return result(False, f"{where} raised {type(exc).__name__}: {exc}{more}")
-    return result(True, f"all {len(cases)} cases passed." if len(cases) > 1 else "passed.")
+            return False, f"{where} raised {type(exc).__name__}: {exc}{more}"
+    return True, f"all {len(cases)} cases passed." if len(cases) > 1 else "passed."
 
 
 def _rng(seed, default):
@@ -934,14 +939,6 @@ def check_dfd_solver(fn, *, seed=None, verbose=True, parts=None):
                         f"{CAPSTONE['target_rmse']} m\n  hint: {cause}")
 
     label = "the notebook's stack" if seed is None else "a freshly seeded stack"
-    result = _outcome("check_dfd_solver", fn, [(label, run)], None, "a function")
-    if result.passed:
-        result = CheckResult(result.name, True,
-                             f"check_dfd_solver: depth RMSE {measured['rmse']:.3f} m on {label}, "
-                             f"below the target {CAPSTONE['target_rmse']} m.",
-                             result.num_cases, measured)
-    else:
-        result = CheckResult(result.name, False, result.message, result.num_cases, measured)
-    if verbose:
-        print(result.message)
-    return result
+    return _run("check_dfd_solver", fn, [(label, run)], verbose=verbose, measured=measured,
+                success=lambda: (f"depth RMSE {measured['rmse']:.3f} m on {label}, below the "
+                                 f"target {CAPSTONE['target_rmse']} m."))

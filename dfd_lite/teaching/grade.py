@@ -48,7 +48,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["Exercise", "ASSIGNMENTS", "Row", "grade_notebook",
+__all__ = ["Exercise", "ASSIGNMENTS", "Row", "code_cells", "notebook_definitions", "grade_notebook",
            "grade_folder", "write_csv", "summary", "main"]
 
 @dataclass(frozen=True)
@@ -166,6 +166,19 @@ def code_cells(nb):
             lines.append(line)
         sources.append("\n".join(lines))
     return sources
+
+
+def notebook_definitions(nb):
+    """The sources of a notebook's imports and top-level functions, in order.
+
+    Running them defines the notebook's functions without running any of its
+    computations or plots (:mod:`bench.capstone`, the tests).
+    """
+    kept = []
+    for tree in _parse(code_cells(nb)):
+        kept += [ast.unparse(node) for node in tree.body
+                 if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef))]
+    return kept
 
 
 def _parse(sources):
