@@ -8,7 +8,10 @@ The modules, one concept each: :mod:`~dfd_lite.optics` (thin lens),
 :mod:`~dfd_lite.blur` (the forward model), :mod:`~dfd_lite.aif` (image
 step), :mod:`~dfd_lite.depth` (depth step), :mod:`~dfd_lite.solve`
 (alternation), :mod:`~dfd_lite.metrics`, :mod:`~dfd_lite.data` and
-:mod:`~dfd_lite.plotting`. The algorithms are written once and run on an
+:mod:`~dfd_lite.plotting`; focal stacks on disk and the public data sets
+(:mod:`~dfd_lite.io`, :mod:`~dfd_lite.datasets`), focus breathing
+(:mod:`~dfd_lite.align`), whole-dataset runs (:mod:`~dfd_lite.evaluation`)
+and the ``dfd-lite`` command (:mod:`~dfd_lite.cli`). The algorithms are written once and run on an
 engine from :mod:`~dfd_lite.engines` (Numba on the CPU, numba-cuda on a
 GPU). :mod:`dfd_lite.teaching` holds the course tools.
 """
@@ -26,6 +29,11 @@ from .solve import SolveResult, StepRecord, solve
 from .metrics import depth_metrics, psnr
 from .data import (Scene, focal_stack, load_stack, middlebury_scene, save_stack,
                    synthetic_scene)
+from .datasets import (MOBILE_DEPTH_SCENES, load_mobile_depth, load_nyuv2, nyuv2_camera,
+                       nyuv2_count, nyuv2_scene)
+from .io import load_stack_folder, read_camera, read_image, save_stack_folder
+from .align import Alignment, align_stack
+from .evaluation import Evaluation, SceneSpec, evaluate
 from .engines import cuda_available
 
 __version__ = "0.2.0"
@@ -41,5 +49,8 @@ __all__ = [
     "SolveResult", "StepRecord", "solve",
     "depth_metrics", "psnr",
     "Scene", "focal_stack", "load_stack", "middlebury_scene", "save_stack", "synthetic_scene",
+    "MOBILE_DEPTH_SCENES", "load_mobile_depth", "load_nyuv2", "nyuv2_camera", "nyuv2_count",
+    "nyuv2_scene", "load_stack_folder", "read_camera", "read_image", "save_stack_folder",
+    "Alignment", "align_stack", "Evaluation", "SceneSpec", "evaluate",
     "cuda_available",
 ]

@@ -88,8 +88,7 @@ def show_uncertainty(depth_std, *, ax=None, vmax=None, title=None, colorbar=True
         vmax = float(np.percentile(finite, 95)) if finite.size else 1.0
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3))
-    cmap = plt.get_cmap("magma").copy()
-    cmap.set_bad("0.6")
+    cmap = plt.get_cmap("magma").with_extremes(bad="0.6")
     return _show_map(ax, np.ma.masked_invalid(std), cmap=cmap, vmin=0.0, vmax=vmax,
                      title=title, colorbar=colorbar, label="depth uncertainty (m)")
 

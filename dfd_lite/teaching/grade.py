@@ -92,7 +92,7 @@ _CAPSTONE = (
 )
 
 #: The graded exercises of every assignment, keyed by the book notebook's file stem.
-#: Chapter 10's exercise is a CUDA kernel, which cannot be taken out of a kernel
+#: Chapter 11's exercise is a CUDA kernel, which cannot be taken out of a kernel
 #: process and run elsewhere; it is checked in its notebook only.
 ASSIGNMENTS = {
     "capstone": _CAPSTONE,
