@@ -12,7 +12,7 @@ The difficulty is that every slice is blurred differently: the slice
 focused near sees the background through a blur of ten pixels, the one
 focused far the foreground. Between such slices an optical flow is noisy
 and, near the image edge, biased. What the function does about it, each
-choice measured on stacks from :func:`dfd_lite.render_physical` with
+choice measured on stacks from :func:`~dfd_lite.render.render_physical` with
 ``breathing=`` (and on crops of larger renders, where the scene goes on
 beyond the frame as it does for a camera):
 
@@ -59,7 +59,7 @@ import scipy.ndimage as ndi
 
 from . import _validate as V
 
-__all__ = ["Alignment", "align_stack"]
+__all__ = ["Alignment", "align_stack", "IMPLAUSIBLE"]
 
 #: Smallest image side (pixels) that can be registered. On 16 - 24 px
 #: images the estimate of a 2 px shift was off by 0.3 to 2 px.

@@ -112,7 +112,7 @@ class BlurOperator:
     camera : Camera
     kernel_size : int, optional
         Odd PSF window ``K``. Default: for the Gaussian the paper's rule,
-        :func:`default_kernel_size` of the image; for the disc the window
+        :func:`~dfd_lite.optics.default_kernel_size` of the image; for the disc the window
         that holds the widest PSF of ``depth`` (at most
         :data:`~dfd_lite.optics.MAX_AUTO_KERNEL`).
     backend : {"auto", "cpu", "cuda"} or engine, optional
@@ -276,13 +276,14 @@ def blur_matrix(depth, camera: Camera, *, kernel_size=None, max_pixels: int = 20
     depth : array_like, shape (H, W)
     camera : Camera
     kernel_size : int, optional
-        Default :func:`default_kernel_size` of the image.
+        Default :func:`~dfd_lite.optics.default_kernel_size` of the image.
     max_pixels : int, optional
         Refuse larger images: the matrix has ``F * H * W * K^2`` entries.
 
     Returns
     -------
-    scipy.sparse.csr_matrix, shape (F * H * W, H * W), float32
+    scipy.sparse.csr_matrix, float32
+        Shape ``(F * H * W, H * W)``.
     """
     V.check_camera(camera)
     z = V.as_depth(depth)

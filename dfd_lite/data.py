@@ -19,7 +19,7 @@ from .optics import Camera
 __all__ = ["Scene", "synthetic_scene", "middlebury_scene", "focal_stack",
            "save_stack", "load_stack", "MIDDLEBURY_CALIBRATION"]
 
-#: Calibration of the Middlebury 2014 Motorcycle pair: focal length (px),
+#: Calibration of the Middlebury 2014 Motorcycle pair - focal length (px),
 #: baseline (m) and the disparity offset between the two principal points (px).
 MIDDLEBURY_CALIBRATION = {"focal_px": 994.978, "baseline_m": 0.193001, "doffs_px": 31.086}
 
@@ -31,8 +31,10 @@ class Scene:
     Attributes
     ----------
     name : str
-    aif : ndarray, shape (H, W, 3), float32 in [0, 1]
-    depth : ndarray, shape (H, W), float32, metres
+    aif : ndarray, shape (H, W, 3), float32
+        Values in [0, 1].
+    depth : ndarray, shape (H, W), float32
+        In metres.
     valid : ndarray, shape (H, W), bool
         Where ``depth`` is measured rather than filled in.
     """
@@ -154,7 +156,7 @@ def middlebury_scene(shape=(240, 320), *, fill_invalid: bool = True):
 
 def focal_stack(scene: Scene, camera: Camera, *, kernel_size=None, noise_std: float = 0.0,
                 seed=0, backend="auto"):
-    """Render a scene's focal stack with a camera (see :func:`render_stack`).
+    """Render a scene's focal stack with a camera (see :func:`~dfd_lite.blur.render_stack`).
 
     Returns
     -------

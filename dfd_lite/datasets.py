@@ -5,7 +5,7 @@ Nothing is downloaded: each loader takes the path of a copy on disk.
 NYU Depth v2 (labeled subset)
     ``nyu_depth_v2_labeled.mat``, 1449 indoor RGB-D images. The paper
     renders its NYUv2 focal stacks from them with its own blur model
-    (:func:`load_nyuv2`), at half resolution, with :meth:`Camera.nyuv2`.
+    (:func:`load_nyuv2`), at half resolution, with :meth:`~dfd_lite.optics.Camera.nyuv2`.
 
 The mobile-phone focal stacks of Suwajanakorn, Hernandez and Seitz
     "Depth from focus with your mobile phone" (CVPR 2015): aligned real
@@ -150,7 +150,7 @@ def nyuv2_count(path) -> int:
 def nyuv2_camera(*, resolution="half") -> Camera:
     """The camera of the paper's NYUv2 focal stacks at a given resolution.
 
-    At half resolution (240 x 320) this is :meth:`Camera.nyuv2`: f = 50 mm,
+    At half resolution (240 x 320) this is :meth:`~dfd_lite.optics.Camera.nyuv2`: f = 50 mm,
     f/8, 12 um pixels, focus at 1, 1.5, 2.5, 4 and 6 m, minimum blur radius
     2 px. The paper defines the setting only there. At full resolution
     (480 x 640) the choice here keeps the same lens and sensor sampled
@@ -230,15 +230,15 @@ def load_nyuv2(path, index, *, resolution="half", physical=False, noise_std=0.0,
     """The paper's focal stack of one NYUv2 image, and its camera.
 
     The scene is :func:`nyuv2_scene`, the camera :func:`nyuv2_camera`
-    (:meth:`Camera.nyuv2` at half resolution). By default the stack is
-    rendered with the paper's own model (:func:`render_stack`: Gaussian
+    (:meth:`~dfd_lite.optics.Camera.nyuv2` at half resolution). By default the stack is
+    rendered with the paper's own model (:func:`~dfd_lite.blur.render_stack`: Gaussian
     PSF, the default PSF window), so the solver's model is exact.
 
-    With ``physical=True`` it is rendered by :func:`render_physical` with
+    With ``physical=True`` it is rendered by :func:`~dfd_lite.render.render_physical` with
     a disc PSF of the thin-lens radius (``camera.with_psf("disc")``), so
     the solver meets a real model error. The camera returned is still the
     Gaussian one, what a user who knows only the optics would tell the
-    solver: fit its blur with :func:`calibrate_blur`, or pass
+    solver: fit its blur with :func:`~dfd_lite.calibrate.calibrate_blur`, or pass
     ``camera.with_psf("disc")``, to solve with the true PSF.
 
     Parameters

@@ -69,7 +69,8 @@ def depth_candidates(depth_range, num_depths: int = 100, *, spacing: str = "line
 
     Returns
     -------
-    ndarray, shape (num_depths,), float64, increasing
+    ndarray, float64
+        Shape ``(num_depths,)``, increasing.
     """
     lo, hi = V.as_depth_range(depth_range)
     n = V.as_positive_int(num_depths, "num_depths", minimum=2)
@@ -232,7 +233,7 @@ class DepthSearch:
         Every pixel takes the same number of steps, set by the widest
         bracket; each step evaluates every pixel's loss at the depth its
         search asks for and updates its state with the shared
-        ``golden_advance`` (:mod:`~dfd_lite.engines._scalar`): on the CPU one
+        ``golden_advance`` (``dfd_lite.engines._scalar``): on the CPU one
         image-wide pass per step, on the GPU all steps in one kernel.
 
         Returns ``(depth, loss)``: the best depth evaluated at each pixel
@@ -351,7 +352,8 @@ def depth_loss_volume(aif, stack, camera: Camera, candidates, *, kernel_size=Non
 
     Returns
     -------
-    ndarray, shape (len(candidates), H, W), float32
+    ndarray, float32
+        Shape ``(len(candidates), H, W)``.
     """
     search, x = _prepare(aif, stack, camera, kernel_size, backend)
     cands = V.as_numeric_array(candidates, "candidates").astype(np.float64)

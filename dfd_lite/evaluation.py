@@ -42,9 +42,9 @@ __all__ = ["SceneSpec", "synthetic_scenes", "middlebury_scenes", "folder_scenes"
 #: Columns of a row that are measured (averaged in the summary).
 METRICS = ("rmse", "mae", "absrel", "delta1", "delta2", "delta3", "aif_psnr", "seconds")
 
-#: How a scene becomes a stack: ``"paper"`` is the solver's own model
-#: (:func:`dfd_lite.render_stack`), ``"physical"`` the disc renderer
-#: (:func:`dfd_lite.render_physical`), off the inverse crime.
+#: How a scene becomes a stack. ``"paper"`` is the solver's own model
+#: (:func:`~dfd_lite.blur.render_stack`), ``"physical"`` the disc renderer
+#: (:func:`~dfd_lite.render.render_physical`), off the inverse crime.
 RENDERS = ("paper", "physical")
 
 # The solver's settings when none are given: the library defaults, without the bar
@@ -87,7 +87,8 @@ class SceneSpec:
 
 
 def synthetic_scenes(count, *, shape=(96, 128), first_seed=0):
-    """``count`` synthetic scenes (:func:`dfd_lite.synthetic_scene`), seeds ``first_seed, ...``."""
+    """``count`` synthetic scenes (:func:`~dfd_lite.data.synthetic_scene`), seeds
+    ``first_seed, ...``."""
     count = V.as_positive_int(count, "count")
     first_seed = V.as_seed(first_seed, "first_seed")
     shape = tuple(int(v) for v in shape)
@@ -96,7 +97,8 @@ def synthetic_scenes(count, *, shape=(96, 128), first_seed=0):
 
 
 def middlebury_scenes(*, shape=(240, 320)):
-    """The bundled Middlebury scene (:func:`dfd_lite.middlebury_scene`) as a one-scene dataset."""
+    """The bundled Middlebury scene (:func:`~dfd_lite.data.middlebury_scene`) as a one-scene
+    dataset."""
     return [SceneSpec("middlebury-motorcycle", "middlebury", (tuple(int(v) for v in shape),))]
 
 
@@ -133,7 +135,8 @@ def folder_scenes(folder):
 
 
 def nyuv2_scenes(path, *, indices=None, resolution="half"):
-    """Scenes of NYUv2's labeled ``.mat`` (:func:`dfd_lite.nyuv2_scene`); default all of them."""
+    """Scenes of NYUv2's labeled ``.mat`` (:func:`~dfd_lite.datasets.nyuv2_scene`); default all
+    of them."""
     from .datasets import nyuv2_count
 
     count = nyuv2_count(path)
@@ -282,14 +285,17 @@ def evaluate(scenes, camera: Camera, *, out, render="paper", noise_std=0.0, seed
     seed : int
         Seed of the noise.
     solve_options : dict, optional
-        Keyword arguments of :func:`dfd_lite.solve` (``num_epochs``, ...).
+        Keyword arguments of :func:`~dfd_lite.solve.solve` (``num_epochs``, ...).
     workers : int, optional
         ``0``: run in this process, no Dask. Otherwise the size of the
         ``LocalCluster`` to start (processes of one thread each, Numba held
         to one thread per process so the cores are not oversubscribed);
         default: one per core. Ignored with ``scheduler`` or ``client``.
     scheduler : str, optional
-        Address of a running Dask scheduler (``tcp://host:8786``).
+        Address of a running Dask scheduler (``tcp://host:8786``). Start
+        its workers with one thread each and ``NUMBA_NUM_THREADS=1`` in
+        their environment, as the ``LocalCluster`` here is: the variable is
+        only set on a cluster this function starts.
     client : distributed.Client, optional
         A client to use (and leave open).
     limit : int, optional

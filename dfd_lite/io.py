@@ -401,7 +401,7 @@ def load_stack_folder(folder, camera=None, *, max_size=None):
         The folder holding one image per focus setting.
     camera : str, Path, Camera or None
         The camera file (default ``folder / "camera.toml"``), or a
-        :class:`Camera` whose focus distances follow the images' natural
+        :class:`~dfd_lite.optics.Camera` whose focus distances follow the images' natural
         file-name order.
     max_size : int, optional
         Downsample (anti-aliased) so that the longer side is at most this
@@ -462,7 +462,8 @@ def read_slices(paths, *, label):
 
     Returns
     -------
-    ndarray, shape (F, H, W, 3) or (F, H, W), float32 in [0, 1]
+    ndarray, shape (F, H, W, 3) or (F, H, W), float32
+        Values in [0, 1].
     """
     paths = [Path(p) for p in paths]
     slices = [read_image(p, name=f"{p.parent.name}/{p.name}") for p in paths]
@@ -515,8 +516,8 @@ def save_stack_folder(folder, stack, camera: Camera, *, bit_depth: int = 16, dep
     camera : Camera
     bit_depth : {8, 16}
         PNG sample depth; 16 keeps noise and fine gradations.
-    depth_range : (near, far), optional
-        Recorded in the camera file for the solver.
+    depth_range : (float, float), optional
+        ``(near, far)`` in metres, recorded in the camera file for the solver.
 
     Returns
     -------

@@ -21,6 +21,7 @@ __all__ = [
     "support_half_width",
     "optics_kernel_size",
     "warn_if_truncated",
+    "TRUNCATION_TOLERANCE",
     "MAX_AUTO_KERNEL",
     "default_kernel_size",
     "check_kernel_size",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-#: The point-spread functions the model knows: the paper's Gaussian and the
+#: The point-spread functions the model knows, the paper's Gaussian and the
 #: geometric-optics disc (see :class:`Camera`).
 PSF_SHAPES = ("gaussian", "disc")
 

@@ -37,7 +37,7 @@ def show_stack(stack, camera: Camera = None, *, ax=None, title="slice"):
     stack : array_like, shape (F, H, W, C) or (F, H, W)
     camera : Camera, optional
         Labels each slice with its focus distance.
-    ax : sequence of matplotlib Axes, optional
+    ax : sequence of matplotlib.axes.Axes, optional
         One per slice; default a new figure with one row.
     title : str
         Label of each slice when no camera is given.
@@ -68,7 +68,7 @@ def show_uncertainty(depth_std, *, ax=None, vmax=None, title=None, colorbar=True
     Parameters
     ----------
     depth_std : array_like, shape (H, W)
-    ax : matplotlib Axes, optional
+    ax : matplotlib.axes.Axes, optional
     vmax : float, optional
         Top of the colour range in metres; default the 95th percentile of
         the finite values.
@@ -111,7 +111,7 @@ def show_depth(depth, *, ax=None, vmin=None, vmax=None, title=None, colorbar=Tru
     Parameters
     ----------
     depth : array_like, shape (H, W)
-    ax : matplotlib Axes, optional
+    ax : matplotlib.axes.Axes, optional
     vmin, vmax : float, optional
         Colour range in metres.
     title : str, optional
@@ -152,7 +152,7 @@ def plot_coc(camera: Camera, *, depth_range=(0.1, 10.0), ax=None, clamp=True, nu
 
 
 def plot_losses(history, *, ax=None, logy=True):
-    """Loss after every sub-step of :func:`dfd_lite.solve`, coloured by step.
+    """Loss after every sub-step of :func:`~dfd_lite.solve.solve`, coloured by step.
 
     Parameters
     ----------
@@ -187,7 +187,7 @@ def compare_results(result, scene=None, *, ax=None, vmin=None, vmax=None):
     ----------
     result : SolveResult
     scene : Scene, optional
-    ax : sequence of matplotlib Axes, optional
+    ax : sequence of matplotlib.axes.Axes, optional
         Two (four with a scene); default a new figure with one row.
     vmin, vmax : float, optional
         Depth colour range; default the scene's.

@@ -103,7 +103,8 @@ def gaussian_psf(sigma, *, truncate: float = 4.0):
 
 
 def psf_image(radius, psf: str, *, supersample: int = 8):
-    """The 2-D kernel of a PSF of the given shape and size (see :data:`PSF_SHAPES`)."""
+    """The 2-D kernel of a PSF of the given shape and size (see
+    :data:`~dfd_lite.optics.PSF_SHAPES`)."""
     if psf not in PSF_SHAPES:
         raise ValueError(f"psf must be one of {PSF_SHAPES}, got {psf!r}")
     if psf == "disc":

@@ -1,6 +1,6 @@
 """A physically-minded focal-stack renderer that is *not* the solver's model.
 
-:func:`dfd_lite.render_stack` renders with the operator the solver inverts,
+:func:`~dfd_lite.blur.render_stack` renders with the operator the solver inverts,
 so a solver tested on its stacks meets no model error at all (the "inverse
 crime"). This module renders the way light does, as far as a thin lens
 allows:

@@ -40,7 +40,8 @@ from .depth import AGGREGATIONS, DepthSearch, check_candidates, check_depth_tol,
 from .noise import estimate_noise
 from .optics import Camera, optics_kernel_size, resolve_kernel_size, warn_if_truncated
 
-__all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES", "noise_defaults", "NOISE_FREE"]
+__all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES", "noise_defaults", "NOISE_FREE",
+           "MIN_ESTIMATE_SIDE"]
 
 #: What :func:`solve` may assume beyond the frame.
 BOUNDARIES = ("zero", "extend")
@@ -181,7 +182,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     spacing : {"linear", "inverse"}
         Spacing of the candidate depths.
     init_aif : array_like, optional
-        Starting image; default focus stacking (:func:`dfd_lite.focus_stack`).
+        Starting image; default focus stacking (:func:`~dfd_lite.aif.focus_stack`).
     warm_start : bool
         Start each FISTA solve from the current image (True) or from zero,
         as the reference does (False).
@@ -195,13 +196,13 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         can blur into it as it does in a real photograph.
     noise_std : float, optional
         Standard deviation of the stack's noise, in its units; default
-        :func:`dfd_lite.estimate_noise` of the stack (0 for images smaller
+        :func:`~dfd_lite.noise.estimate_noise` of the stack (0 for images smaller
         than :data:`MIN_ESTIMATE_SIDE`). Sets the defaults of ``window`` and
         ``tv_weight``.
     tv_weight : float, optional
         Weight of a total-variation prior on the image: the image step
         minimises ``0.5 ||A x - b||^2 + tv_weight TV(x)`` by Chambolle-Pock
-        (:func:`dfd_lite.tv_deconvolve`) instead of FISTA, and every loss
+        (:func:`~dfd_lite.aif.tv_deconvolve`) instead of FISTA, and every loss
         recorded includes the prior. 0 is the paper's unregularised image
         step. Default: 0 for a noise-free stack, ``0.1 * noise_std``
         otherwise (:func:`noise_defaults`).

@@ -108,11 +108,16 @@ def test_breathing_is_found_and_undone(tmp_path):
     stack_dir = tmp_path / "breathing"
     assert cli.main(["render", str(tmp_path / "image.png"), str(tmp_path / "depth.npy"),
                      "--camera", str(tmp_path / "camera.toml"), "--out", str(stack_dir),
-                     "--physical", "--breathing", "--quiet"]) == 0
+                     "--physical", "--breathing", "--noise", "0.005", "--quiet"]) == 0
     out = tmp_path / "solved"
     assert cli.main(["solve", str(stack_dir), "--out", str(out), "--epochs", "1",
                      "--quiet"]) == 0
-    alignment = json.loads((out / "result.json").read_text())["alignment"]
+    report = json.loads((out / "result.json").read_text())
+    # the noise is that of the photographs, not of the resampled (smoother) slices
+    photographed = io.load_stack_folder(stack_dir)[0]
+    assert report["noise_std"] == pytest.approx(dl.estimate_noise(photographed), rel=1e-6)
+    assert 0.004 < report["noise_std"] < 0.006
+    alignment = report["alignment"]
     true = dl.thin_lens_magnification(dl.Camera.nyuv2())
     # the nearest-focused slice is the most magnified: the reference
     assert alignment["reference"] == 0

@@ -1,6 +1,6 @@
 """Engines: where the kernels run, behind one small interface.
 
-The algorithms of :mod:`dfd_lite` (FISTA, power iteration, the grid-search
+The algorithms of ``dfd_lite`` (FISTA, power iteration, the grid-search
 driver, golden-section refinement, the safeguard, the alternation) are
 written once, in the concept modules, and call an *engine* for the
 primitives below. ``resolve(backend)`` turns ``"auto"``, ``"cpu"`` or
@@ -16,7 +16,7 @@ Two engines implement the same primitives:
 
 Per-pixel logic that both need (the thin-lens radius, the Gaussian, the disc's rows, the
 golden-section state machine, the running minimum, the safeguard) lives in
-:mod:`dfd_lite.engines._scalar` and is compiled for each target from the
+``dfd_lite.engines._scalar`` and is compiled for each target from the
 same source.
 
 The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
@@ -87,7 +87,7 @@ class DiscWeights(NamedTuple):
     Rows ``dy`` and ``-dy`` of the PSF of pixel ``p`` in slice ``f`` are
     boxes of half-width ``half_width[f, dy, p]`` (``dy = 0 .. K // 2``: a disc
     is symmetric, so only half its rows are stored), anti-aliased at their
-    ends (:func:`~dfd_lite.engines._scalar.disc_half_width`); the PSF is the
+    ends (``_scalar.disc_half_width``); the PSF is the
     sum of the rows times ``inv_area[f, p]``. On the CPU a row costs O(1)
     with prefix sums, so a disc of radius r costs O(r) per pixel.
 
@@ -188,11 +188,11 @@ def resolve(backend="auto", *, psf="gaussian"):
     backend : {"auto", "cpu", "cuda"} or engine
         ``"auto"`` picks CUDA when a real GPU is available with the tested
         numba-cuda release, and the CPU otherwise (never the slow simulator;
-        see :func:`auto_backend`). An engine is returned as it
+        see ``auto_backend``). An engine is returned as it
         is, so a caller can keep one (and its buffers) across calls.
     psf : {"gaussian", "disc"}
         The PSF the engine will run: ``"auto"`` keeps to the CPU for a PSF
-        not listed for CUDA in :data:`ENGINE_PSFS`.
+        not listed for CUDA in ``ENGINE_PSFS``.
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """Automatic feedback for the book's coding exercises.
 
 Each ``check_*`` function runs a student's function on a few small cases,
-compares the answers with :mod:`dfd_lite` (or with the property the
+compares the answers with ``dfd_lite`` (or with the property the
 exercise asks for), and prints one friendly message: the first case that
 failed (expected against got: shape, dtype, largest error and where) or
 that every case passed. The checks never raise: an exception in the
@@ -243,7 +243,7 @@ def _shape(rng, low=4, high=10):
 def check_depth_from_focus(fn, *, seed=None, verbose=True):
     """Check ``fn(stack, camera) -> (H, W)``: the focus distance of each pixel's sharpest slice.
 
-    "Sharpest" is the largest :func:`dfd_lite.sharpness`; chapter 1's exercise.
+    "Sharpest" is the largest :func:`~dfd_lite.aif.sharpness`; chapter 1's exercise.
     """
     rng = _rng(seed, 0)
 
@@ -281,7 +281,7 @@ def check_depth_from_focus(fn, *, seed=None, verbose=True):
 def check_coc_radius(fn, *, seed=None, verbose=True):
     """Check ``fn(depth, camera) -> (F,) + depth.shape`` clamped blur radii in pixels.
 
-    Must equal :func:`dfd_lite.coc_radius` (with ``clamp=True``).
+    Must equal :func:`~dfd_lite.optics.coc_radius` (with ``clamp=True``).
     """
     rng = _rng(seed, 1)
 
@@ -333,7 +333,7 @@ def check_coc_radius(fn, *, seed=None, verbose=True):
 def check_gaussian_weights(fn, *, seed=None, verbose=True):
     """Check ``fn(radius, kernel_size) -> (K,)`` normalised 1-D Gaussian weights.
 
-    Must equal :func:`dfd_lite.gaussian_weights` for a scalar radius, and
+    Must equal :func:`~dfd_lite.blur.gaussian_weights` for a scalar radius, and
     must not divide by zero at radius 0 (all the weight in the centre).
     """
     rng = _rng(seed, 2)
@@ -505,7 +505,7 @@ def check_fista_step(fn, *, seed=None, verbose=True):
 def check_power_iteration(fn, *, seed=None, verbose=True):
     """Check ``fn(op, num_iters) -> float``, an estimate of ``||A||^2 = ||A^T A||_2``.
 
-    Must be within 5 % of the exact value (what :func:`dfd_lite.lipschitz_constant`
+    Must be within 5 % of the exact value (what :func:`~dfd_lite.aif.lipschitz_constant`
     converges to, without its safety factor).
     """
     rng = _rng(seed, 5)
@@ -542,7 +542,7 @@ def check_power_iteration(fn, *, seed=None, verbose=True):
 def check_aif_loop(fn, *, seed=None, verbose=True):
     """Check ``fn(op, stack, num_iters, x0) -> (H, W, C)``: ``num_iters`` FISTA steps from ``x0``.
 
-    Must match :func:`dfd_lite.fista` (step ``1 / dl.lipschitz_constant(op)``,
+    Must match :func:`~dfd_lite.aif.fista` (step ``1 / dl.lipschitz_constant(op)``,
     box [0, 1], momentum) to within 1e-3.
     """
     rng = _rng(seed, 6)
@@ -591,7 +591,7 @@ def check_golden_section(fn, *, seed=None, verbose=True):
     """Check ``fn(f, lo, hi, tol) -> z``, a minimiser of ``f`` on ``[lo, hi]`` within ``tol``.
 
     Also checks the exercise's rule of one new evaluation of ``f`` per step:
-    at most :func:`golden_section_evaluations` plus one spare (a second
+    at most ``golden_section_evaluations`` plus one spare (a second
     evaluation per step, or a fine grid, uses about twice as many).
     """
     rng = _rng(seed, 7)
@@ -692,8 +692,8 @@ def check_loss_kernel(kernel, *, seed=None, verbose=True):
     """Check a CUDA kernel ``kernel(x, b, w, out)``: the per-pixel loss of a given depth map.
 
     ``x`` is ``(C, H, W)``, ``b`` ``(F, C, H, W)``, ``w`` the ``(F, K, H, W)``
-    weights of a :class:`dfd_lite.BlurOperator`; ``out`` ``(H, W)`` must
-    equal :func:`dfd_lite.pixel_loss`. Launched with 16 x 16 blocks; needs
+    weights of a :class:`~dfd_lite.blur.BlurOperator`; ``out`` ``(H, W)`` must
+    equal :func:`~dfd_lite.depth.pixel_loss`. Launched with 16 x 16 blocks; needs
     Numba's CUDA target (a GPU, or the simulator on small images).
     """
     rng = _rng(seed, 9)
@@ -849,7 +849,7 @@ def check_box_average(fn, *, seed=None, verbose=True):
     """Check ``fn(volume (N, H, W), window) -> (N, H, W)``: box means with edges repeated.
 
     Must equal ``scipy.ndimage.uniform_filter(volume, size=(1, window, window),
-    mode="nearest")``, the box aggregation of :func:`dfd_lite.grid_search`.
+    mode="nearest")``, the box aggregation of :func:`~dfd_lite.depth.grid_search`.
     """
     import scipy.ndimage as ndi
 
@@ -882,7 +882,7 @@ def check_box_average(fn, *, seed=None, verbose=True):
                  for w in (3, 2 * int(rng.integers(2, 6)) + 1)]
     return _run("check_box_average", fn, cases, verbose=verbose, on_error=_shape_hint)
 
-#: The capstone's final task: the scene, camera, window and settings its
+#: The capstone's final task - the scene, camera, window and settings its
 #: ``dfd_mine`` runs with, and the depth RMSE (metres) it must stay below.
 #: Correct code reaches 0.51 - 0.55 m on freshly seeded stacks; a grid argmax
 #: or off by one, a midpoint golden section, an unclamped radius or the CoC
@@ -909,7 +909,7 @@ def check_dfd_solver(fn, *, seed=None, verbose=True, parts=None):
 
     Parameters
     ----------
-    parts : dict of str to (callable, callable), optional
+    parts : dict, optional
         ``{name: (check, function)}`` for the pieces the solver is built
         from: on a miss the message names the pieces that fail their own
         check (run quietly on their book cases), which is where the cause is.

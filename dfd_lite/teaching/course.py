@@ -350,7 +350,7 @@ def make_student_edition(book_dir, out_dir, *, force: bool = False, config_dir=N
 
     Notebooks (``.ipynb``) are converted with :func:`student_notebook`;
     Markdown pages (``.md``) go through :func:`student_page`; the
-    bibliography, images and the other :data:`RESOURCE_SUFFIXES` files are
+    bibliography, images and the other ``RESOURCE_SUFFIXES`` files are
     copied. Sub-folders are kept; ``_build`` and checkpoint folders are
     skipped. The book's ``_config.yml`` and ``_toc.yml`` in ``config_dir``
     are written to ``out_dir`` with their paths made relative to it, the

@@ -172,7 +172,7 @@ def notebook_definitions(nb):
     """The sources of a notebook's imports and top-level functions, in order.
 
     Running them defines the notebook's functions without running any of its
-    computations or plots (:mod:`bench.capstone`, the tests).
+    computations or plots (``bench/capstone.py``, the tests).
     """
     kept = []
     for tree in _parse(code_cells(nb)):
