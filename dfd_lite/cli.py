@@ -180,7 +180,10 @@ def _say(args, text):
 
 def _solve(args):
     from . import io
-    from .solve import solve
+    from ._validate import as_depth_range
+    from .align import MIN_SIDE, align_stack
+    from .noise import estimate_noise
+    from .solve import MIN_ESTIMATE_SIDE, solve
 
     timings = {}
     t0 = time.perf_counter()
@@ -197,8 +200,6 @@ def _solve(args):
     if args.psf is not None or args.blur_scale is not None:
         camera = camera.with_psf(args.psf, blur_scale=args.blur_scale)
     depth_range = tuple(args.depth_range) if args.depth_range else (file_range or (0.1, 10.0))
-    from ._validate import as_depth_range
-
     depth_range = as_depth_range(depth_range, camera)
     timings["load"] = time.perf_counter() - t0
     _say(args, f"dfd-lite: {camera.num_planes} slices of {stack.shape[2]} x {stack.shape[1]} "
@@ -207,18 +208,17 @@ def _solve(args):
 
     # the noise is measured before alignment: resampling smooths it (the
     # estimate of an aligned 8-bit stack with 0.5 % noise fell by a third)
-    from .noise import estimate_noise
-    from .solve import MIN_ESTIMATE_SIDE
-
     noise_std = estimate_noise(stack) if min(stack.shape[1:3]) >= MIN_ESTIMATE_SIDE else 0.0
     alignment = None
-    from .align import MIN_SIDE, align_stack
-
+    caught = []
     if args.align and min(stack.shape[1:3]) < MIN_SIDE:
         _say(args, f"dfd-lite: images under {MIN_SIDE} px cannot be registered; not aligned")
     elif args.align:
         t0 = time.perf_counter()
-        alignment = align_stack(stack)
+        with warnings.catch_warnings(record=True) as caught_here:
+            warnings.simplefilter("always")
+            alignment = align_stack(stack)
+        caught += caught_here
         moved = _displacement(alignment, stack.shape[1:3])
         # resampling blurs a little, which the solver reads as defocus: a slice
         # the estimate moves by less than this is left as it was
@@ -232,11 +232,12 @@ def _solve(args):
                    f"{MIN_WARP_PX} px or more and resampled")
 
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught_here:
         warnings.simplefilter("always")
         result = solve(stack, camera, depth_range=depth_range, num_epochs=args.epochs,
                        boundary="extend", noise_std=noise_std, progress=not args.quiet,
                        backend=args.backend)
+    caught += caught_here
     timings["solve"] = time.perf_counter() - t0
     notes = [" ".join(str(w.message).split()) for w in caught]
     for note in notes:
