@@ -139,6 +139,26 @@ class Alignment:
     reference: int
     valid: np.ndarray
 
+    def largest_move(self):
+        """Per slice, the largest distance (pixels) the alignment moves a pixel of the frame.
+
+        The transform is a similarity about the centre, so the largest
+        move is at a corner. 0 for the reference.
+
+        Returns
+        -------
+        ndarray, shape (F,), float64
+        """
+        h, w = self.valid.shape
+        centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
+        corners = np.array([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1]], float) - centre
+        moves = []
+        for scale, angle, shift in zip(self.scale, self.rotation, self.shift):
+            c, s = np.cos(angle), np.sin(angle)
+            moved = corners @ np.array([[c, s], [-s, c]]) * scale + shift
+            moves.append(float(np.max(np.hypot(*(moved - corners).T))))
+        return np.array(moves)
+
     def summary(self) -> str:
         """One line per slice: scale, shift, rotation and residual (before and after)."""
         lines = [(f"aligned onto slice {self.reference}; every slice covers "

@@ -182,8 +182,7 @@ def _solve(args):
     from . import io
     from ._validate import as_depth_range
     from .align import MIN_SIDE, align_stack
-    from .noise import estimate_noise
-    from .solve import MIN_ESTIMATE_SIDE, solve
+    from .solve import solve, stack_noise_std
 
     timings = {}
     t0 = time.perf_counter()
@@ -208,7 +207,7 @@ def _solve(args):
 
     # the noise is measured before alignment: resampling smooths it (the
     # estimate of an aligned 8-bit stack with 0.5 % noise fell by a third)
-    noise_std = estimate_noise(stack) if min(stack.shape[1:3]) >= MIN_ESTIMATE_SIDE else 0.0
+    noise_std = stack_noise_std(stack)
     alignment = None
     caught = []
     if args.align and min(stack.shape[1:3]) < MIN_SIDE:
@@ -219,7 +218,7 @@ def _solve(args):
             warnings.simplefilter("always")
             alignment = align_stack(stack)
         caught += caught_here
-        moved = _displacement(alignment, stack.shape[1:3])
+        moved = alignment.largest_move()
         # resampling blurs a little, which the solver reads as defocus: a slice
         # the estimate moves by less than this is left as it was
         warped = moved >= MIN_WARP_PX
@@ -283,22 +282,6 @@ def _solve(args):
     _say(args, f"dfd-lite: wrote {args.out}/ (depth.npy, depth.png, depth_color.png, aif.png, "
                f"confidence.png, report.png, result.json)")
     return EXIT_OK
-
-
-def _displacement(alignment, shape):
-    """Per slice, the largest distance (pixels) the alignment moves a pixel of the frame.
-
-    The largest is at a corner: the transform is a similarity about the centre.
-    """
-    h, w = shape
-    centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
-    corners = np.array([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1]], float) - centre
-    moved = []
-    for scale, angle, shift in zip(alignment.scale, alignment.rotation, alignment.shift):
-        c, s = np.cos(angle), np.sin(angle)
-        turned = corners @ np.array([[c, s], [-s, c]]) * scale + shift
-        moved.append(float(np.max(np.hypot(*(turned - corners).T))))
-    return np.array(moved)
 
 
 def _camera_dict(camera):

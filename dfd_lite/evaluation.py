@@ -112,15 +112,14 @@ def folder_scenes(folder):
     ``NAME_depth.npy`` (metres) or ``NAME_depth.png``/``.tif`` (16-bit,
     millimetres). Images without a depth map are refused by name.
     """
-    from .io import IMAGE_SUFFIXES, natural_key
+    from .io import image_files
 
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"dataset folder {folder}: not found (or not a folder)")
     specs = []
-    for image in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
-        if image.suffix.lower() not in IMAGE_SUFFIXES or image.stem.endswith("_depth") or \
-                image.name.startswith("."):
+    for image in image_files(folder):
+        if image.stem.endswith("_depth"):
             continue
         depths = [folder / (image.stem + s) for s in _DEPTH_SUFFIXES
                   if (folder / (image.stem + s)).is_file()]

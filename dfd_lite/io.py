@@ -41,7 +41,8 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["IMAGE_SUFFIXES", "CameraFile", "read_image", "read_camera", "write_camera",
            "load_stack_folder", "save_stack_folder", "resize_stack", "exif_optics",
-           "write_png", "read_slices", "read_depth", "natural_key"]
+           "write_png", "read_slices", "read_depth", "natural_key",
+           "image_files"]
 
 #: File suffixes read as images (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -386,7 +387,8 @@ def natural_key(name):
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def _image_files(folder):
+def image_files(folder):
+    """The image files of ``folder`` (:data:`IMAGE_SUFFIXES`, not hidden), in natural order."""
     return sorted((p for p in folder.iterdir()
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                    and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
@@ -430,7 +432,7 @@ def load_stack_folder(folder, camera=None, *, max_size=None):
         cam, names = camera, None
     else:
         camera_path = Path(camera) if camera is not None else folder / "camera.toml"
-        files = _image_files(folder)
+        files = image_files(folder)
         first = files[0] if files else None
         parsed = read_camera(camera_path, exif_image=first)
         cam, names, depth_range = parsed.camera, parsed.images, parsed.depth_range
@@ -441,7 +443,7 @@ def load_stack_folder(folder, camera=None, *, max_size=None):
                 raise ValueError(f"stack folder {folder}: image {p.name!r} (listed in the "
                                  f"camera file) not found")
     else:
-        paths = _image_files(folder)
+        paths = image_files(folder)
         if not paths:
             raise ValueError(f"stack folder {folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
         if len(paths) != cam.num_planes:

@@ -41,7 +41,7 @@ from .noise import estimate_noise
 from .optics import Camera, optics_kernel_size, resolve_kernel_size, warn_if_truncated
 
 __all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES", "noise_defaults", "NOISE_FREE",
-           "MIN_ESTIMATE_SIDE"]
+           "MIN_ESTIMATE_SIDE", "stack_noise_std"]
 
 #: What :func:`solve` may assume beyond the frame.
 BOUNDARIES = ("zero", "extend")
@@ -245,7 +245,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         raise ValueError(f"stack values reach {peak:g}; expected [0, 1] or [0, 255]")
     upper = 1.0 if peak <= 1.0 else 255.0
     if noise_std is None:   # images too small for a reliable estimate count as noise-free
-        noise_std = estimate_noise(b) if min(h, w) >= MIN_ESTIMATE_SIDE else 0.0
+        noise_std = stack_noise_std(b)
     noise_std = V.as_real(noise_std, "noise_std", at_least=0.0)
     # the rules are for images in [0, 1]; the prior's weight scales with the data
     auto_window, auto_tv = noise_defaults(noise_std / upper)
@@ -347,6 +347,16 @@ NOISE_FREE = 2e-3
 #: (below it, pass ``noise_std``): the wavelet estimator reads fine texture
 #: as noise on tiny images (0.3-0.6 % on clean 8 x 10 synthetic stacks).
 MIN_ESTIMATE_SIDE = 16
+
+
+def stack_noise_std(stack):
+    """The noise :func:`solve` assumes when not told: :func:`~dfd_lite.noise.estimate_noise`,
+    or 0 for images smaller than :data:`MIN_ESTIMATE_SIDE`.
+
+    ``stack`` is a float array of shape ``(F, H, W, C)`` or ``(F, H, W)``.
+    """
+    h, w = stack.shape[1:3]
+    return estimate_noise(stack) if min(h, w) >= MIN_ESTIMATE_SIDE else 0.0
 
 
 def noise_defaults(noise_std):
