@@ -86,7 +86,26 @@ def test_solve_outputs(solved):
     assert [h["step"] for h in report["history"][:3]] == ["init", "depth", "aif"]
     assert set(report["timings_s"]) >= {"load", "align", "solve", "write"}
     assert report["noise_std"] < 0.002    # 16-bit files of a noise-free render
+    # the stack was rendered with the camera's own model: the fit is within the noise
+    assert 0 < report["residual_rms"] < cli.MODEL_ERROR_RATIO * max(report["noise_std"], 1e-3)
+    assert not any("the model explains" in note for note in report["warnings"])
     assert not any(p.name.startswith(".") for p in solved.parent.iterdir())
+
+
+def test_a_wrong_psf_is_reported(tmp_path):
+    # a disc-blurred stack described as the paper's Gaussian: the fit's residual
+    # stays well above the noise, and the report says so
+    scene = dl.synthetic_scene(SHAPE, seed=1)
+    disc_blurred = dl.render_physical(scene.aif, scene.depth, dl.Camera.nyuv2().with_psf("disc"))
+    io.save_stack_folder(tmp_path / "stack", disc_blurred, dl.Camera.nyuv2(),
+                         depth_range=(0.5, 8.0))
+    out = tmp_path / "result"
+    assert cli.main(["solve", str(tmp_path / "stack"), "--out", str(out), "--epochs", "3",
+                     "--quiet", "--backend", "cpu"]) == 0
+    report = json.loads((out / "result.json").read_text())
+    assert report["residual_rms"] > cli.MODEL_ERROR_RATIO * max(report["noise_std"], 1e-3)
+    assert any("the model explains the stack" in note and "PSF" in note
+               for note in report["warnings"])
 
 
 def test_max_size_downsamples_and_scales_pixels(stack_dir, tmp_path):

@@ -193,3 +193,29 @@ def test_defaults_at_one_percent_noise_end_to_end():
     n = order.size
     assert np.median(err[order[-n // 5:]]) >= 2.0 * np.median(err[order[:n // 2]])
     assert auto.depth_std.shape == scene.depth.shape and np.all(auto.depth_std >= 0)
+
+
+def test_residual_rms_is_the_fits_residual():
+    # against an independent forward pass of the returned depth and image
+    scene = dl.synthetic_scene((24, 32), seed=2)
+    stack = dl.render_stack(scene.aif, scene.depth, CAM, kernel_size=7, noise_std=0.01, seed=3)
+    result = dl.solve(stack, CAM, kernel_size=7, num_depths=12, num_epochs=2, aif_num_iters=20,
+                      depth_range=(0.5, 8.0), progress=False, backend="cpu")
+    op = dl.BlurOperator(result.depth, CAM, kernel_size=7, backend="cpu")
+    expected = np.sqrt(np.mean((op.forward(result.aif) - stack) ** 2))
+    assert result.residual_rms == pytest.approx(expected, rel=1e-4)
+
+
+def test_residual_rms_tells_model_error_from_noise():
+    # bench/residual.py in small: with the model that rendered the stack the
+    # residual falls to the noise; with a wrong PSF it stays well above it
+    scene = dl.middlebury_scene((48, 64))
+    sigma = 0.005
+    kwargs = dict(num_depths=30, num_epochs=4, aif_num_iters=40, depth_range=(1.0, 8.0),
+                  window=1, tv_weight=0.0, progress=False, backend="cpu")
+    exact = dl.solve(dl.focal_stack(scene, CAM, noise_std=sigma, seed=1), CAM, **kwargs)
+    assert 0.5 * sigma < exact.residual_rms < 1.2 * sigma
+    disc_stack = dl.render_physical(scene.aif, scene.depth, CAM.with_psf("disc"),
+                                    read_noise=sigma, seed=1)
+    wrong = dl.solve(disc_stack, CAM, **kwargs)  # the paper's Gaussian on a disc's blur
+    assert wrong.residual_rms > 2 * sigma
