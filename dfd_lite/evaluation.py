@@ -167,7 +167,9 @@ def evaluate_scene(spec: SceneSpec, camera: Camera, *, render="paper", noise_std
     dict
         ``name``, ``status`` (``"ok"`` or ``"error"``), ``error`` (the
         message, empty when ok), the :data:`METRICS` (NaN on error),
-        ``height``, ``width``, ``noise_std_estimated``, ``worker`` (the
+        ``height``, ``width``, ``noise_std_estimated``, ``residual_rms``
+        (how closely the model explains the stack:
+        :attr:`~dfd_lite.solve.SolveResult.residual_rms`), ``worker`` (the
         process id) and ``settings`` (JSON).
     """
     from .blur import render_stack
@@ -178,7 +180,8 @@ def evaluate_scene(spec: SceneSpec, camera: Camera, *, render="paper", noise_std
     options = {**_QUIET, **(solve_options or {})}
     row = {"name": spec.name, "status": "ok", "error": "",
            **{m: float("nan") for m in METRICS}, "height": 0, "width": 0,
-           "noise_std_estimated": float("nan"), "worker": os.getpid(),
+           "noise_std_estimated": float("nan"), "residual_rms": float("nan"),
+           "worker": os.getpid(),
            "settings": json.dumps({"render": render, "noise_std": noise_std, "seed": seed,
                                    "camera": asdict(camera), **options}, sort_keys=True,
                                   default=str)}
@@ -196,6 +199,7 @@ def evaluate_scene(spec: SceneSpec, camera: Camera, *, render="paper", noise_std
         row["aif_psnr"] = psnr(np.clip(result.aif, 0, 1), scene.aif)
         row["height"], row["width"] = (int(v) for v in scene.depth.shape)
         row["noise_std_estimated"] = float(result.noise_std)
+        row["residual_rms"] = float(result.residual_rms)
     except Exception as exc:  # a bad scene is a row, not the end of the run
         row["status"] = "error"
         last = traceback.extract_tb(exc.__traceback__)[-1]
@@ -437,7 +441,7 @@ def summarize(rows):
 
 
 _COLUMNS = ("name", "status", "error") + METRICS + ("height", "width", "noise_std_estimated",
-                                                    "worker", "settings")
+                                                    "residual_rms", "worker", "settings")
 
 
 def _write_tables(out, rows, summary):

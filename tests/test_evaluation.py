@@ -50,6 +50,7 @@ def test_serial_rows_are_real_scores(serial):
                    **QUICK)
     assert serial.rows[2]["rmse"] == pytest.approx(
         dl.depth_metrics(res.depth, scene.depth)["rmse"], rel=1e-6)
+    assert serial.rows[2]["residual_rms"] == pytest.approx(res.residual_rms, rel=1e-6)
     summary = {s["metric"]: s for s in serial.summary}
     rmse = [r["rmse"] for r in serial.rows]
     assert summary["rmse"]["mean"] == pytest.approx(np.mean(rmse))
