@@ -7,7 +7,7 @@ image (FISTA) with a per-pixel search for the depth.
 The modules, one concept each: :mod:`~dfd_lite.optics` (thin lens),
 :mod:`~dfd_lite.blur` (the forward model), :mod:`~dfd_lite.aif` (image
 step), :mod:`~dfd_lite.depth` (depth step), :mod:`~dfd_lite.solve`
-(alternation), :mod:`~dfd_lite.metrics`, :mod:`~dfd_lite.data` and
+(alternation), :mod:`~dfd_lite.fill` (filling unsure depths), :mod:`~dfd_lite.metrics`, :mod:`~dfd_lite.data` and
 :mod:`~dfd_lite.plotting`; focal stacks on disk and the public data sets
 (:mod:`~dfd_lite.io`, :mod:`~dfd_lite.datasets`), focus breathing
 (:mod:`~dfd_lite.align`), whole-dataset runs (:mod:`~dfd_lite.evaluation`)
@@ -26,6 +26,7 @@ from .aif import FistaResult, fista, focus_stack, lipschitz_constant, sharpness,
 from .depth import (DepthResult, depth_candidates, depth_loss_volume, depth_step,
                     golden_section_refine, golden_section_search, grid_search, pixel_loss)
 from .solve import SolveResult, StepRecord, solve
+from .fill import fill_depth
 from .metrics import depth_metrics, psnr
 from .data import (Scene, focal_stack, load_stack, middlebury_scene, save_stack,
                    synthetic_scene)
@@ -46,7 +47,7 @@ __all__ = [
     "FistaResult", "fista", "focus_stack", "lipschitz_constant", "sharpness", "tv_deconvolve",
     "DepthResult", "depth_candidates", "depth_loss_volume", "depth_step",
     "golden_section_refine", "golden_section_search", "grid_search", "pixel_loss",
-    "SolveResult", "StepRecord", "solve",
+    "SolveResult", "StepRecord", "solve", "fill_depth",
     "depth_metrics", "psnr",
     "Scene", "focal_stack", "load_stack", "middlebury_scene", "save_stack", "synthetic_scene",
     "MOBILE_DEPTH_SCENES", "load_mobile_depth", "load_nyuv2", "nyuv2_camera", "nyuv2_count",
