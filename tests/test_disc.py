@@ -143,6 +143,21 @@ def test_engines_choose_and_refuse_by_psf():
     # "auto" never hands the disc to an engine that lacks it
     assert engines.resolve("auto", psf="disc").name == "cpu"
 
+def test_disc_operator_in_a_wide_window_equals_its_sparse_matrix():
+    # depth varies down the image, so in every slice some rows hold only small
+    # discs and the CPU kernels skip the window's rows those discs do not reach
+    shape, k = (24, 10), 25
+    rng = np.random.default_rng(4)
+    depth = np.linspace(0.8, 9.0, shape[0])[:, None] + rng.uniform(0, 0.05, shape)
+    op = dl.BlurOperator(depth, DISC, kernel_size=k, backend="cpu")
+    extent = op.weights.row_extent
+    assert extent.min() < 4 and extent.max() == k // 2 + 1
+    mat = dl.blur_matrix(depth, DISC, kernel_size=k).toarray()
+    x = rng.random(shape).astype(np.float32)
+    y = rng.random((5,) + shape).astype(np.float32)
+    np.testing.assert_allclose(op.forward(x), (mat @ x.ravel()).reshape((5,) + shape), atol=2e-6)
+    np.testing.assert_allclose(op.adjoint(y), (mat.T @ y.ravel()).reshape(shape), atol=2e-5)
+
 
 def test_disc_operator_default_window_holds_the_widest_psf():
     depth = _random_depth((20, 24), 8)

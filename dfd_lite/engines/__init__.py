@@ -93,12 +93,18 @@ class DiscWeights(NamedTuple):
 
     The fields: ``half_width``, an engine array ``(F, K // 2 + 1, H, W)``
     float32; ``inv_area``, ``(F, H, W)`` float32; ``kernel_size``, the
-    window ``K``.
+    window ``K``; ``row_extent``, ``(F, H)`` int32 or None: how many rows
+    (``dy = 0 .. row_extent - 1``) the widest disc of each image row
+    reaches, so the CPU kernels skip the rows of the window that no disc of
+    that row touches (the window holds the widest blur of the searched
+    range; a scene's discs are mostly smaller). The CUDA engine, one thread
+    per pixel, skips the empty rows of each disc itself and leaves it None.
     """
 
     half_width: np.ndarray
     inv_area: np.ndarray
     kernel_size: int
+    row_extent: np.ndarray = None
 
     @property
     def shape(self):

@@ -45,12 +45,13 @@ def add_squared_error(lrow, pred, scale, brow):
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
+def disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area, row_extent):
     n_f, rows, height, width = half_width.shape
     half = rows - 1
     for job in numba.prange(n_f * height):
         f = job // height
         y = job % height
+        extent = 1
         for xx in range(width):
             r = _blur_radius(depth[y, xx], focus[f], coef[f], min_radius)
             # _scalar.disc_half_width row by row, sharing each boundary's
@@ -66,11 +67,14 @@ def disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area):
                     lower = upper
                 half_width[f, dy, y, xx] = hw
                 total += 2.0 * hw if dy == 0 else 4.0 * hw
+                if hw > 0.0:
+                    extent = max(extent, dy + 1)
             inv_area[f, y, xx] = 1.0 / total
+        row_extent[f, y] = extent
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
+def disc_forward_kernel(xpad, prefix, half_width, inv_area, row_extent, out):
     # xpad is padded by K // 2 + 1 on every side; prefix[c, R, j] = sum of xpad[c, R, :j]
     n_f, rows, height, width = half_width.shape
     n_c = xpad.shape[0]
@@ -81,7 +85,9 @@ def disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
         scale = inv_area[f, y]
         acc = out[f, :, y]
         acc[:] = 0.0
-        for dy in range(rows):
+        # rows no disc of this image row reaches are skipped: the window is
+        # sized for the widest blur of the searched range, most discs are smaller
+        for dy in range(row_extent[f, y]):
             hws = half_width[f, dy, y]
             below = y + pad + dy      # rows dy and -dy share the box
             above = y + pad - dy
@@ -115,7 +121,8 @@ def disc_forward_kernel(xpad, prefix, half_width, inv_area, out):
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad, margin):
+def disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, row_extent, outpad,
+                        margin):
     # Gather over padded output rows, as cpu._adjoint_kernel: the thread that
     # owns row R collects every output row py whose PSF rows reach it.
     n_f, rows, height, width = half_width.shape
@@ -130,7 +137,7 @@ def disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, outpad, m
         for f in range(n_f):
             for s in range(-(rows - 1), rows):
                 py = big_r - pad - s  # output row whose PSF row s lands here
-                if py < 0 or py >= height:
+                if py < 0 or py >= height or abs(s) >= row_extent[f, py]:
                     continue
                 hws = half_width[f, abs(s), py]
                 scale = inv_area[f, py]

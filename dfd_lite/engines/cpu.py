@@ -312,8 +312,10 @@ class CpuEngine:
             if out is None:
                 out = DiscWeights(np.empty((focus.size, k // 2 + 1) + depth.shape,
                                            dtype=np.float32),
-                                  np.empty((focus.size,) + depth.shape, dtype=np.float32), k)
-            disc_weights_kernel(depth, focus, coef, min_radius, out.half_width, out.inv_area)
+                                  np.empty((focus.size,) + depth.shape, dtype=np.float32), k,
+                                  np.empty((focus.size, depth.shape[0]), dtype=np.int32))
+            disc_weights_kernel(depth, focus, coef, min_radius, out.half_width, out.inv_area,
+                                out.row_extent)
             return out
         if out is None:
             out = np.empty(shape, dtype=np.float32)
@@ -326,7 +328,8 @@ class CpuEngine:
             out = np.empty((n_f, x.shape[0], h, w), dtype=np.float32)
         if isinstance(weights, DiscWeights):
             xpad = _pad(x, (h, w), k // 2 + 1)
-            disc_forward_kernel(xpad, prefix_sums(xpad), weights.half_width, weights.inv_area, out)
+            disc_forward_kernel(xpad, prefix_sums(xpad), weights.half_width, weights.inv_area,
+                                weights.row_extent, out)
             return out
         _forward_kernel(_pad(x, (h, w), k // 2), weights, out)
         return out
@@ -342,7 +345,7 @@ class CpuEngine:
         rows = min(margin, half)
         if disc:
             disc_adjoint_kernel(y, ref, minus is not None, weights.half_width,
-                                 weights.inv_area, outpad, rows)
+                                weights.inv_area, weights.row_extent, outpad, rows)
         else:
             _adjoint_kernel(y, ref, minus is not None, weights, outpad, rows)
         result = _pad(outpad, (h, w), margin)
