@@ -9,7 +9,8 @@ defaults. "own" renders with the solver's own operator; "phys" rows use
 ``dl.render_physical`` (untruncated supersampled PSFs, scatter or gather,
 the scene mirrored beyond the frame, optional sensor noise). Reports depth
 RMSE, AbsRel and delta1 on the valid pixels, AIF PSNR, the PSF window the
-solve used, and its wall time.
+solve used, whether its model check started it again with priors (and the
+window and TV weight it ended with), and its wall time.
 """
 
 from __future__ import annotations
@@ -38,24 +39,23 @@ ROWS = {
     "own-extend": ("paper's model (inverse crime)", dict(kind="own", camera=NYU), NYU,
                    {"boundary": "extend"}),
     "phys-disc": ("physical disc, scatter", dict(kind="phys"), DISC, {}),
-    "phys-disc-extend": ("physical disc, scatter", dict(kind="phys"), DISC,
-                         {"boundary": "extend"}),
+    "phys-disc-zero": ("physical disc, scatter", dict(kind="phys"), DISC, {"boundary": "zero"}),
+    "phys-disc-nocheck": ("physical disc, scatter", dict(kind="phys"), DISC,
+                          {"model_check": False}),
     "gather-disc": ("physical disc, gather", dict(kind="phys", spread="gather"), DISC, {}),
-    "gather-disc-extend": ("physical disc, gather", dict(kind="phys", spread="gather"), DISC,
-                           {"boundary": "extend"}),
-    "noisy-disc-extend": ("physical disc, scatter, 1 % noise, 8-bit",
-                          dict(kind="phys", read_noise=0.01, bit_depth=8), DISC,
-                          {"boundary": "extend"}),
-    "phys-disc-extend-prior": ("physical disc, scatter", dict(kind="phys"), DISC,
-                               {"boundary": "extend", "window": 5, "tv_weight": 1.1e-4}),
+    "gather-disc-nocheck": ("physical disc, gather", dict(kind="phys", spread="gather"), DISC,
+                            {"model_check": False}),
+    "noisy-disc": ("physical disc, scatter, 1 % noise, 8-bit",
+                   dict(kind="phys", read_noise=0.01, bit_depth=8), DISC, {}),
+    "phys-disc-prior": ("physical disc, scatter", dict(kind="phys"), DISC,
+                        {"window": 5, "tv_weight": 1.1e-4}),
     "own-prior": ("paper's model (inverse crime)", dict(kind="own", camera=NYU), NYU,
                   {"window": 5, "tv_weight": 1.1e-4}),
     "disc-by-paper": ("physical disc, scatter", dict(kind="phys"), NYU, {"boundary": "extend"}),
     "disc-by-half-gauss": ("physical disc, scatter", dict(kind="phys"), HALF,
                            {"boundary": "extend", "kernel_size": 23}),
     "gauss-by-disc": ("physical Gaussian (sigma = r/2), scatter",
-                      dict(kind="phys", psf="gaussian", camera=HALF), DISC,
-                      {"boundary": "extend"}),
+                      dict(kind="phys", psf="gaussian", camera=HALF), DISC, {}),
 }
 
 
@@ -76,7 +76,9 @@ def run_row(name, scene):
     m = dl.depth_metrics(res.depth, scene.depth, mask=scene.valid)
     model = f"{cam.psf}, blur_scale={cam.blur_scale:g}"
     opts = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "defaults"
-    return (f"| {name} | {what} | {model} | {opts} | {res.kernel_size} | {m['rmse']:.3f} | "
+    restarted = "yes" if any(rec.step == "prior" for rec in res.history) else "no"
+    return (f"| {name} | {what} | {model} | {opts} | {res.kernel_size} | {restarted} | "
+            f"{res.window} / {res.tv_weight:.2g} | {m['rmse']:.3f} | "
             f"{m['absrel']:.3f} | {m['delta1']:.3f} | {dl.psnr(res.aif, scene.aif):.1f} | "
             f"{seconds:.0f} s |", [str(w.message) for w in caught])
 
@@ -92,9 +94,9 @@ def main(argv=None):
     lines = [f"Robustness, {datetime.date.today()}, Middlebury {h} x {w}, NYUv2 camera, "
              f"{platform.machine()}, {os.cpu_count()} cores, `python bench/robustness.py`",
              "",
-             "| row | stack | solver's PSF | solve options | K | depth RMSE (m) | AbsRel | "
-             "delta1 | AIF PSNR (dB) | time |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| row | stack | solver's PSF | solve options | K | restarted | window / TV | "
+             "depth RMSE (m) | AbsRel | delta1 | AIF PSNR (dB) | time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     print("\n".join(lines), flush=True)
     notes = []
     for name in args.rows:

@@ -42,14 +42,6 @@ DEFAULT_MAX_SIZE = 640
 CONFIDENCE_SPAN = 0.05
 
 
-#: ``solve`` warns when the model explains the stack this many times worse
-#: than its noise (at least the noise floor, half of
-#: :data:`~dfd_lite.solve.NOISE_FREE`): where the model is exact the residual
-#: falls to the noise, on physically rendered stacks it stays three to four
-#: times above it (``bench/residual.py``).
-MODEL_ERROR_RATIO = 2.0
-
-
 #: A slice that alignment would move by less than this anywhere in the frame
 #: (pixels) is not resampled: the interpolation's blur would cost more.
 MIN_WARP_PX = 0.5
@@ -190,7 +182,7 @@ def _solve(args):
     from . import io
     from ._validate import as_depth_range
     from .align import MIN_SIDE, align_stack
-    from .solve import NOISE_FREE, solve, stack_noise_std
+    from .solve import MODEL_ERROR_RATIO, noise_floor, solve, stack_noise_std
 
     timings = {}
     t0 = time.perf_counter()
@@ -247,12 +239,16 @@ def _solve(args):
     caught += caught_here
     timings["solve"] = time.perf_counter() - t0
     notes = [" ".join(str(w.message).split()) for w in caught]
-    noise_floor = max(result.noise_std, NOISE_FREE / 2)
-    if result.residual_rms > MODEL_ERROR_RATIO * noise_floor:
+    # the solve's model check: a residual this far above the noise is model error
+    floor = noise_floor(result.noise_std)
+    if result.residual_rms > MODEL_ERROR_RATIO * floor:
         notes.append(f"the model explains the stack to {100 * result.residual_rms:.2f} % RMS, "
-                     f"{result.residual_rms / noise_floor:.1f} times its noise "
-                     f"({100 * noise_floor:.2f} %): check the focus distances, the PSF "
-                     f"(psf, blur_scale) and the alignment")
+                     f"{result.residual_rms / floor:.1f} times its noise "
+                     f"({100 * floor:.2f} %): check the focus distances, the PSF "
+                     f"(psf, blur_scale) and the alignment"
+                     + ("; the solve started again with priors against it (window "
+                        f"{result.window}, tv_weight {result.tv_weight:.3g})"
+                        if any(rec.step == "prior" for rec in result.history) else ""))
     for note in notes:
         _say(args, f"dfd-lite: warning: {note}")
 

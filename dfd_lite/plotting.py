@@ -168,9 +168,12 @@ def plot_losses(history, *, ax=None, logy=True):
         _, ax = plt.subplots(figsize=(6, 3.5))
     loss = [rec.loss for rec in history]
     ax.plot(range(len(loss)), loss, color="0.6", lw=1)
-    for step, marker in (("init", "s"), ("depth", "o"), ("aif", "^")):
+    for step, marker, label in (("init", "s", "after init step"), ("depth", "o", "after depth step"),
+                                ("aif", "^", "after aif step"),
+                                ("prior", "D", "restart with priors (model check)")):
         idx = [i for i, rec in enumerate(history) if rec.step == step]
-        ax.plot(idx, [loss[i] for i in idx], marker, label=f"after {step} step")
+        if idx or step != "prior":
+            ax.plot(idx, [loss[i] for i in idx], marker, label=label)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("sub-step")

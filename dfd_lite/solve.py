@@ -41,6 +41,7 @@ from .noise import estimate_noise
 from .optics import Camera, optics_kernel_size, resolve_kernel_size, warn_if_truncated
 
 __all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES", "noise_defaults", "NOISE_FREE",
+           "MODEL_CHECK_EPOCH", "MODEL_ERROR_RATIO", "noise_floor",
            "MIN_ESTIMATE_SIDE", "stack_noise_std"]
 
 #: What :func:`solve` may assume beyond the frame.
@@ -55,8 +56,10 @@ class StepRecord:
     ----------
     epoch : int
         0-based epoch.
-    step : {"init", "depth", "aif"}
-        ``"init"`` is the starting image under the first depth estimate.
+    step : {"init", "depth", "aif", "prior"}
+        ``"init"`` is the starting image under the first depth estimate;
+        ``"prior"`` the same when the solve starts again with stronger
+        priors after its model check (``solve(model_check=True)``).
     loss : float
         ``0.5 ||A(Z) x - b||^2 + tv_weight TV(x)`` after the sub-step.
     seconds : float
@@ -139,7 +142,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
           aif_growth: float = 1.0, window=None, depth_tol: float = 1e-2,
           spacing: str = "linear", init_aif=None, warm_start: bool = True,
           monotone: bool = False, boundary: str = "zero", noise_std=None, tv_weight=None,
-          aggregation: str = "guided",
+          aggregation: str = "guided", model_check: bool = True,
           progress: bool = True, callback=None, backend="auto"):
     """Recover depth and an all-in-focus image from a focal stack.
 
@@ -216,6 +219,20 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         recorded includes the prior. 0 is the paper's unregularised image
         step. Default: 0 for a noise-free stack, ``0.1 * noise_std``
         otherwise (:func:`noise_defaults`).
+    model_check : bool
+        After :data:`MODEL_CHECK_EPOCH` epochs, compare the fit's residual
+        RMS with the noise floor (:func:`noise_floor`). Above
+        :data:`MODEL_ERROR_RATIO` times it the model misses the stack by
+        more than its noise (a PSF, blur scale or border that is not the
+        camera's, light scattered at depth edges), and the image step would
+        go on fitting that miss as it fits noise: the solve starts again
+        from its initial image for the remaining epochs, with the
+        ``window`` and ``tv_weight`` that :func:`noise_defaults` gives for
+        noise the size of the residual (only those of the two left to their
+        defaults, and never smaller than before). The new start's first
+        record in the history is a ``"prior"`` step (as ``"init"`` is the
+        first start's). Where the model is exact the residual falls to the
+        noise within two epochs and nothing changes.
     progress : bool
         Show a tqdm progress bar over epochs.
     callback : callable, optional
@@ -259,11 +276,15 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     noise_std = V.as_real(noise_std, "noise_std", at_least=0.0)
     # the rules are for images in [0, 1]; the prior's weight scales with the data
     auto_window, auto_tv = noise_defaults(noise_std / upper)
+    # which priors the model check may strengthen: those the caller left alone
+    adaptable = (window is None, tv_weight is None)
     window = check_window(auto_window if window is None else window)
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     tv_weight = V.as_real(auto_tv * upper if tv_weight is None else tv_weight, "tv_weight",
                           at_least=0.0)
+    if not isinstance(model_check, (bool, np.bool_)):
+        raise TypeError(f"model_check must be True or False, got {model_check!r}")
 
     if init_aif is None:
         x0, _ = focus_stack(b)
@@ -283,6 +304,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     x = eng.asarray(np.moveaxis(canvas, -1, 0))
     history = []
     depth = None
+    first = "init"     # the record of a start's first depth estimate
     bar = _progress(num_epochs, progress)
     for epoch in range(num_epochs):
         t0 = time.perf_counter()
@@ -291,8 +313,9 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         loss = 0.5 * float(eng.to_host(loss_map).sum(dtype=np.float64))
         if tv_weight > 0:   # the prior on x, unchanged by the depth step
             loss += tv_weight * eng.tv_norm(x)
-        if epoch == 0:
-            history.append(StepRecord(0, "init", loss, 0.0))
+        if first:
+            history.append(StepRecord(epoch, first, loss, 0.0))
+            first = None
         history.append(StepRecord(epoch, "depth", loss, time.perf_counter() - t0))
 
         t0 = time.perf_counter()
@@ -324,15 +347,27 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4g}")
             bar.update(1)
+        if model_check and any(adaptable) and epoch + 1 == MODEL_CHECK_EPOCH < num_epochs:
+            residual = _residual_rms(eng, weights, search.b, x)
+            if residual > MODEL_ERROR_RATIO * noise_floor(noise_std / upper) * upper:
+                # What the model cannot explain is noise to both steps: give
+                # them the priors for noise of the residual's size, and start
+                # again, since the depth found so far was fitted to that miss
+                more_window, more_tv = noise_defaults(residual / upper)
+                window = max(window, more_window) if adaptable[0] else window
+                tv_weight = max(tv_weight, more_tv * upper) if adaptable[1] else tv_weight
+                x = eng.asarray(np.moveaxis(canvas, -1, 0))
+                depth = None
+                first = "prior"
     if bar is not None:
         bar.close()
     # a confidence: the depth's standard deviation from the loss curvature,
     # one candidate spacing either side (noise-free stacks: the noise floor)
     spacing = float(np.min(np.diff(cands)))
     depth_std = search.depth_std(x, depth, spacing, window=window, aggregation=aggregation,
-                                 noise_std=max(noise_std / upper, NOISE_FREE / 2) * upper)
+                                 noise_std=noise_floor(noise_std / upper) * upper)
     # how closely the model explains the stack, at the final depth and image
-    residual_rms = float(np.sqrt(2.0 * tv_objective(eng, weights, search.b, x, 0.0) / b.size))
+    residual_rms = _residual_rms(eng, weights, search.b, x)
     depth = eng.to_host(depth).copy()
     # ... and how much the estimate varies among its neighbours, where the
     # window mixes depths (edges) or the noise scatters them
@@ -353,6 +388,29 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
 #: per-pixel depth and no image prior, the paper's solver. Half an 8-bit grey
 #: level: quantisation alone (0.0011) stays below it.
 NOISE_FREE = 2e-3
+
+
+#: After this many epochs :func:`solve` checks the fit's residual for model
+#: error (``model_check``): where the model is exact the residual has fallen
+#: to (about) the noise by then (``bench/residual.py``), and every epoch
+#: before the check is spent again if it finds model error.
+MODEL_CHECK_EPOCH = 2
+
+
+#: A residual above this multiple of the noise floor (:func:`noise_floor`)
+#: is model error: where the model is exact the residual falls to the noise,
+#: on physically rendered stacks it stays three to four times above it
+#: (``bench/residual.py``).
+MODEL_ERROR_RATIO = 2.0
+
+
+def noise_floor(noise_std):
+    """The least noise :func:`solve` assumes: ``max(noise_std, NOISE_FREE / 2)`` (images in [0, 1]).
+
+    A noise-free stack still has rounding and quantisation; the floor keeps
+    the confidence and the model check finite on it.
+    """
+    return max(float(noise_std), NOISE_FREE / 2)
 
 
 #: Smallest image side on which :func:`solve` estimates the noise itself
@@ -390,6 +448,12 @@ def noise_defaults(noise_std):
     window = int(round(1200.0 * sigma + 3.0))
     window = min(max(window + (window + 1) % 2, 5), 21)
     return window, 0.1 * sigma
+
+
+def _residual_rms(eng, weights, b, x):
+    """Root-mean-square of ``A x - b`` over the stack ``b`` (planar ``(F, C, H, W)``)."""
+    size = int(np.prod(b.shape))
+    return float(np.sqrt(2.0 * tv_objective(eng, weights, b, x, 0.0) / size))
 
 
 def _local_std(depth, window):

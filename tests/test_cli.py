@@ -10,7 +10,7 @@ import pytest
 
 import dfd_lite as dl
 from dfd_lite import cli, io
-from dfd_lite.solve import NOISE_FREE
+from dfd_lite.solve import MODEL_ERROR_RATIO, noise_floor
 
 SHAPE = (48, 64)
 
@@ -88,7 +88,7 @@ def test_solve_outputs(solved):
     assert set(report["timings_s"]) >= {"load", "align", "solve", "write"}
     assert report["noise_std"] < 0.002    # 16-bit files of a noise-free render
     # the stack was rendered with the camera's own model: the fit is within the noise
-    assert 0 < report["residual_rms"] < cli.MODEL_ERROR_RATIO * max(report["noise_std"], NOISE_FREE / 2)
+    assert 0 < report["residual_rms"] < MODEL_ERROR_RATIO * noise_floor(report["noise_std"])
     assert not any("the model explains" in note for note in report["warnings"])
     assert not any(p.name.startswith(".") for p in solved.parent.iterdir())
 
@@ -104,9 +104,9 @@ def test_a_wrong_psf_is_reported(tmp_path):
     assert cli.main(["solve", str(tmp_path / "stack"), "--out", str(out), "--epochs", "3",
                      "--quiet", "--backend", "cpu"]) == 0
     report = json.loads((out / "result.json").read_text())
-    assert report["residual_rms"] > cli.MODEL_ERROR_RATIO * max(report["noise_std"], NOISE_FREE / 2)
+    assert report["residual_rms"] > MODEL_ERROR_RATIO * noise_floor(report["noise_std"])
     assert any("the model explains the stack" in note and "PSF" in note
-               for note in report["warnings"])
+               and "started again with priors" in note for note in report["warnings"])
 
 
 def test_max_size_downsamples_and_scales_pixels(stack_dir, tmp_path):

@@ -7,7 +7,7 @@ import scipy.optimize as sopt
 import dfd_lite as dl
 from dfd_lite import engines
 from dfd_lite.aif import run_chambolle_pock, tv_objective
-from dfd_lite.solve import NOISE_FREE, noise_defaults
+from dfd_lite.solve import MODEL_CHECK_EPOCH, NOISE_FREE, noise_defaults
 
 CAM = dl.Camera.nyuv2()
 CPU = engines.resolve("cpu")
@@ -219,3 +219,46 @@ def test_residual_rms_tells_model_error_from_noise():
                                     read_noise=sigma, seed=1)
     wrong = dl.solve(disc_stack, CAM, **kwargs)  # the paper's Gaussian on a disc's blur
     assert wrong.residual_rms > 2 * sigma
+
+
+_CHECK_KWARGS = dict(num_depths=30, num_epochs=5, aif_num_iters=40, depth_range=(1.0, 8.0),
+                     progress=False, backend="cpu")
+
+
+def test_model_check_leaves_an_exact_model_alone():
+    scene = dl.middlebury_scene((48, 64))
+    stack = dl.focal_stack(scene, CAM, noise_std=0.005, seed=1)
+    checked = dl.solve(stack, CAM, **_CHECK_KWARGS)
+    plain = dl.solve(stack, CAM, model_check=False, **_CHECK_KWARGS)
+    assert "prior" not in [rec.step for rec in checked.history]
+    np.testing.assert_array_equal(checked.depth, plain.depth)
+    np.testing.assert_array_equal(checked.aif, plain.aif)
+
+
+def test_model_check_starts_again_with_priors_on_model_error():
+    # the paper's Gaussian on a disc's blur, noise-free: the residual stays
+    # far above the noise floor, so the solve starts again with a TV prior
+    # (the window is passed, so only the prior's weight is the check's to set)
+    scene = dl.middlebury_scene((48, 64))
+    stack = dl.render_physical(scene.aif, scene.depth, CAM.with_psf("disc"))
+    res = dl.solve(stack, CAM, window=1, **_CHECK_KWARGS)
+    steps = [rec.step for rec in res.history]
+    restart = 1 + 2 * MODEL_CHECK_EPOCH
+    assert steps.count("prior") == 1 and steps[restart] == "prior", steps
+    assert steps[:restart] == ["init"] + ["depth", "aif"] * MODEL_CHECK_EPOCH
+    assert res.window == 1 and res.tv_weight > 0 and res.noise_std < NOISE_FREE
+    # the new start's prior: the noise rule's at the residual the check saw,
+    # which the fit under the prior keeps (up to a third either way)
+    assert res.tv_weight == pytest.approx(noise_defaults(res.residual_rms)[1], rel=0.35)
+    # each start's objective never rises (per-pixel depth steps, TV prior)
+    losses = np.array(res.losses)
+    for part in (losses[:restart], losses[restart:]):
+        assert np.all(np.diff(part) <= 1e-6 * part[:-1]), part
+    # the restart pays: the image is closer to the scene than without it
+    plain = dl.solve(stack, CAM, window=1, model_check=False, **_CHECK_KWARGS)
+    assert dl.psnr(res.aif, scene.aif) > dl.psnr(plain.aif, scene.aif) + 1.0
+    # with both priors given there is nothing for the check to set
+    fixed = dl.solve(stack, CAM, window=1, tv_weight=0.0, **_CHECK_KWARGS)
+    np.testing.assert_array_equal(fixed.aif, plain.aif)
+    with pytest.raises(TypeError, match="model_check"):
+        dl.solve(stack, CAM, model_check="yes", **_CHECK_KWARGS)
