@@ -265,7 +265,7 @@ def _solve(args):
             "camera": _camera_dict(camera),
             "settings": {"depth_range": list(depth_range), "num_epochs": args.epochs,
                          "backend": args.backend, "max_size": args.max_size,
-                         "align": args.align, "boundary": "extend",
+                         "align": args.align, "boundary": result.boundary,
                          "kernel_size": result.kernel_size, "window": result.window,
                          "tv_weight": result.tv_weight},
             "noise_std": result.noise_std,

@@ -91,6 +91,8 @@ class SolveResult:
         The focus-stacking image the solver started from.
     kernel_size : int
         The PSF window the model used.
+    boundary : str
+        What the model assumed beyond the frame, ``"zero"`` or ``"extend"``.
     noise_std, tv_weight : float
         The noise level the defaults were set from, and the prior's weight.
     window : int
@@ -125,6 +127,7 @@ class SolveResult:
     history: list = field(default_factory=list)
     initial_aif: np.ndarray = None
     kernel_size: int = None
+    boundary: str = None
     noise_std: float = None
     tv_weight: float = None
     window: int = None
@@ -141,7 +144,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
           num_depths: int = 100, num_epochs: int = 10, aif_num_iters: int = 100,
           aif_growth: float = 1.0, window=None, depth_tol: float = 1e-2,
           spacing: str = "linear", init_aif=None, warm_start: bool = True,
-          monotone: bool = False, boundary: str = "zero", noise_std=None, tv_weight=None,
+          monotone: bool = False, boundary=None, noise_std=None, tv_weight=None,
           aggregation: str = "guided", model_check: bool = True,
           progress: bool = True, callback=None, backend="auto"):
     """Recover depth and an all-in-focus image from a focal stack.
@@ -201,12 +204,14 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         as the reference does (False).
     monotone : bool
         Use monotone FISTA in the image step.
-    boundary : {"zero", "extend"}
+    boundary : {"zero", "extend"}, optional
         What the model assumes beyond the frame. ``"zero"``: black, the
         paper's model. ``"extend"``: unknown; the all-in-focus image is
         estimated on a canvas ``kernel_size // 2 + 1`` pixels wider on every
         side (only the frame is returned), so the scene beyond the frame
-        can blur into it as it does in a real photograph.
+        can blur into it as it does in a real photograph. Default, as for
+        ``kernel_size``: ``"zero"`` for the paper's Gaussian, so its
+        numbers reproduce; ``"extend"`` for the disc, the physical model.
     noise_std : float, optional
         Standard deviation of the stack's noise, in its units; default
         :func:`~dfd_lite.noise.estimate_noise` of the stack (0 for images smaller
@@ -293,6 +298,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         if x0.shape != b.shape[1:]:
             raise ValueError(f"init_aif has shape {x0.shape}, expected {b.shape[1:]}")
     x0 = np.clip(x0, 0.0, upper).astype(np.float32)
+    if boundary is None:
+        boundary = "extend" if camera.psf == "disc" else "zero"
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
     margin = k // 2 + 1 if boundary == "extend" else 0
@@ -380,7 +387,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         warn_if_truncated(depth, camera, k)
     return SolveResult(depth=depth, aif=_to_image(eng.to_host(x), gray, margin),
                        history=history, initial_aif=x0[..., 0] if gray else x0, kernel_size=k,
-                       noise_std=noise_std, tv_weight=tv_weight, window=window,
+                       boundary=boundary, noise_std=noise_std, tv_weight=tv_weight, window=window,
                        depth_std=depth_std, residual_rms=residual_rms)
 
 

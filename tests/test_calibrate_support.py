@@ -125,7 +125,7 @@ def test_unknown_boundary_beats_a_black_one_on_a_photograph_like_stack():
         dl.solve(stack, disc, boundary="mirror", **kwargs)
 
 
-def test_solve_picks_the_window_by_psf():
+def test_solve_picks_the_window_and_the_border_by_psf():
     scene = dl.synthetic_scene((24, 32), seed=1)
     kwargs = dict(num_epochs=1, aif_num_iters=2, num_depths=8, progress=False, backend="cpu")
     disc = NYU.with_psf("disc")
@@ -134,6 +134,13 @@ def test_solve_picks_the_window_by_psf():
     assert res.kernel_size == optics_kernel_size(disc, (2.0, 5.0))
     paper = dl.solve(stack, NYU, depth_range=(2.0, 5.0), **kwargs)
     assert paper.kernel_size == dl.default_kernel_size(24, 32)
+    # ... and the border: unknown for the disc (the physical model), black
+    # for the paper's Gaussian (its model)
+    assert (res.boundary, paper.boundary) == ("extend", "zero")
+    np.testing.assert_array_equal(
+        res.aif, dl.solve(stack, disc, depth_range=(2.0, 5.0), boundary="extend", **kwargs).aif)
+    np.testing.assert_array_equal(
+        paper.aif, dl.solve(stack, NYU, depth_range=(2.0, 5.0), boundary="zero", **kwargs).aif)
     # the paper's sigma = r needs 3 r > 20 px here: the capped window says so
     with pytest.warns(UserWarning, match="kernel_size=41"):
         wide = dl.solve(stack, NYU, kernel_size="optics", depth_range=(2.0, 5.0), **kwargs)
