@@ -169,7 +169,9 @@ def evaluate_scene(spec: SceneSpec, camera: Camera, *, render="paper", noise_std
         message, empty when ok), the :data:`METRICS` (NaN on error),
         ``height``, ``width``, ``noise_std_estimated``, ``residual_rms``
         (how closely the model explains the stack:
-        :attr:`~dfd_lite.solve.SolveResult.residual_rms`), ``worker`` (the
+        :attr:`~dfd_lite.solve.SolveResult.residual_rms`), ``restarted``
+        (True when the solve's model check found model error and started
+        again with priors: ``solve(model_check=True)``), ``worker`` (the
         process id) and ``settings`` (JSON).
     """
     from .blur import render_stack
@@ -181,7 +183,7 @@ def evaluate_scene(spec: SceneSpec, camera: Camera, *, render="paper", noise_std
     row = {"name": spec.name, "status": "ok", "error": "",
            **{m: float("nan") for m in METRICS}, "height": 0, "width": 0,
            "noise_std_estimated": float("nan"), "residual_rms": float("nan"),
-           "worker": os.getpid(),
+           "restarted": False, "worker": os.getpid(),
            "settings": json.dumps({"render": render, "noise_std": noise_std, "seed": seed,
                                    "camera": asdict(camera), **options}, sort_keys=True,
                                   default=str)}
@@ -200,6 +202,7 @@ def evaluate_scene(spec: SceneSpec, camera: Camera, *, render="paper", noise_std
         row["height"], row["width"] = (int(v) for v in scene.depth.shape)
         row["noise_std_estimated"] = float(result.noise_std)
         row["residual_rms"] = float(result.residual_rms)
+        row["restarted"] = any(rec.step == "prior" for rec in result.history)
     except Exception as exc:  # a bad scene is a row, not the end of the run
         row["status"] = "error"
         last = traceback.extract_tb(exc.__traceback__)[-1]
@@ -441,7 +444,8 @@ def summarize(rows):
 
 
 _COLUMNS = ("name", "status", "error") + METRICS + ("height", "width", "noise_std_estimated",
-                                                    "residual_rms", "worker", "settings")
+                                                    "residual_rms", "restarted", "worker",
+                                                    "settings")
 
 
 def _write_tables(out, rows, summary):
