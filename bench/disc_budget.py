@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 
@@ -33,19 +32,10 @@ from dfd_lite import engines  # noqa: E402
 from dfd_lite.aif import power_iteration, run_fista  # noqa: E402
 from dfd_lite.depth import DepthSearch  # noqa: E402
 from dfd_lite.optics import optics_kernel_size, psf_radius  # noqa: E402
+from bench.run import median_time  # noqa: E402
 
 DISC = dl.Camera.nyuv2().with_psf("disc")
 MAX_RADIUS = 12.0
-
-
-def median_time(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def range_within(camera, radius, lo=0.1, hi=10.0):

@@ -414,12 +414,12 @@ NOISE_FREE = 2e-3
 MODEL_CHECK_EPOCH = 2
 
 
-#: The model check fires only once the residual has levelled off: when it is
-#: still above this fraction of its value an epoch before. A fit that is
-#: still converging (a short image step, a slow start) falls faster: to 0.36
-#: - 0.42 of it in the second epoch on exact models with 20 image
-#: iterations, against 0.64 - 0.76 on physically rendered stacks (and 0.96
-#: in the third).
+#: The model check fires only once the residual has levelled off, that is
+#: while it is still above this fraction of its value an epoch before. A
+#: fit that is still converging (a short image step, a slow start) falls
+#: faster: in the second epoch to 0.36 to 0.42 of it on exact models with
+#: 20 image iterations, against 0.64 to 0.76 on physically rendered stacks
+#: (and 0.96 in the third).
 MODEL_CHECK_LEVEL = 0.5
 
 

@@ -6,7 +6,7 @@ import scipy.optimize as sopt
 
 import dfd_lite as dl
 from dfd_lite import engines
-from dfd_lite.aif import run_chambolle_pock, tv_objective
+from dfd_lite.aif import tv_objective
 from dfd_lite.solve import (MODEL_CHECK_EPOCH, MODEL_CHECK_LEVEL, MODEL_ERROR_RATIO, NOISE_FREE,
                             noise_defaults, noise_floor)
 
