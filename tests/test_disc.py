@@ -167,3 +167,11 @@ def test_disc_operator_default_window_holds_the_widest_psf():
     wide = dl.BlurOperator(depth, DISC, kernel_size=op.kernel_size + 8)
     x = np.random.default_rng(0).random((20, 24))
     np.testing.assert_allclose(op.forward(x), wide.forward(x), atol=1e-6)   # nothing truncated
+
+
+def test_prefix_sums_add_rows_as_numpy_does():
+    from dfd_lite.engines._cpu_disc import prefix_sums
+    rows = np.random.default_rng(3).random((2, 5, 37)).astype(np.float32)
+    expected = np.zeros((2, 5, 38), dtype=np.float32)
+    expected[..., 1:] = np.cumsum(rows, axis=-1, dtype=np.float64)
+    np.testing.assert_array_equal(prefix_sums(rows), expected)
