@@ -76,7 +76,7 @@ def main(argv=None):
             m = dl.depth_metrics(res.depth, scene.depth, mask=scene.valid)
             filled = dl.fill_depth(res.depth, res.depth_std, np.clip(res.aif, 0, 1))
             filled_rmse = dl.depth_metrics(filled, scene.depth, mask=scene.valid)["rmse"]
-            restarted = "yes" if any(rec.step == "prior" for rec in res.history) else "no"
+            restarted = "yes" if res.restarted else "no"
             line = (f"| {name} | {100 * level:.1f} % | {100 * res.noise_std:.2f} % | {restarted} | "
                     f"{res.window} | {res.tv_weight:.4f} | {m['rmse']:.3f} | {m['delta1']:.3f} | "
                     f"{dl.psnr(res.aif, scene.aif):.1f} | {confidence_ratio(res, scene):.1f} | "

@@ -74,7 +74,7 @@ def run_row(name, scene):
     m = dl.depth_metrics(res.depth, scene.depth, mask=scene.valid)
     model = f"{cam.psf}, blur_scale={cam.blur_scale:g}"
     opts = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "defaults"
-    restarted = "yes" if any(rec.step == "prior" for rec in res.history) else "no"
+    restarted = "yes" if res.restarted else "no"
     return (f"| {name} | {what} | {model} | {opts} | {res.kernel_size} | {restarted} | "
             f"{res.window} / {res.tv_weight:.2g} | {m['rmse']:.3f} | "
             f"{m['absrel']:.3f} | {m['delta1']:.3f} | {dl.psnr(res.aif, scene.aif):.1f} | "

@@ -248,7 +248,7 @@ def _solve(args):
                      f"(psf, blur_scale) and the alignment"
                      + ("; the solve started again with priors against it (window "
                         f"{result.window}, tv_weight {result.tv_weight:.3g})"
-                        if any(rec.step == "prior" for rec in result.history) else ""))
+                        if result.restarted else ""))
     for note in notes:
         _say(args, f"dfd-lite: warning: {note}")
 

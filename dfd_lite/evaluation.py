@@ -202,7 +202,7 @@ def evaluate_scene(spec: SceneSpec, camera: Camera, *, render="paper", noise_std
         row["height"], row["width"] = (int(v) for v in scene.depth.shape)
         row["noise_std_estimated"] = float(result.noise_std)
         row["residual_rms"] = float(result.residual_rms)
-        row["restarted"] = any(rec.step == "prior" for rec in result.history)
+        row["restarted"] = result.restarted
     except Exception as exc:  # a bad scene is a row, not the end of the run
         row["status"] = "error"
         last = traceback.extract_tb(exc.__traceback__)[-1]

@@ -140,6 +140,11 @@ class SolveResult:
         """The objective after every sub-step (the ``loss`` of each record)."""
         return [rec.loss for rec in self.history]
 
+    @property
+    def restarted(self):
+        """True when the model check found model error and the solve started again with priors."""
+        return any(rec.step == "prior" for rec in self.history)
+
 
 def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
           num_depths: int = 100, num_epochs: int = 10, aif_num_iters: int = 100,
@@ -318,6 +323,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     depth = None
     first = "init"     # the record of a start's first depth estimate
     checking, residual = model_check and any(adaptable), math.inf
+    floor = noise_floor(noise_std / upper) * upper     # in the stack's units
     bar = _progress(num_epochs, progress)
     for epoch in range(num_epochs):
         t0 = time.perf_counter()
@@ -364,7 +370,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         if checking and 2 * (epoch + 1) <= num_epochs:
             residual, before = _residual_rms(eng, weights, search.b, x), residual
             if (epoch + 1 >= MODEL_CHECK_EPOCH
-                    and residual > MODEL_ERROR_RATIO * noise_floor(noise_std / upper) * upper
+                    and residual > MODEL_ERROR_RATIO * floor
                     and residual > MODEL_CHECK_LEVEL * before):
                 # What the model cannot explain is noise to both steps: give
                 # them the priors for noise of the residual's size, and start
@@ -382,7 +388,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     # one candidate spacing either side (noise-free stacks: the noise floor)
     spacing = float(np.min(np.diff(cands)))
     depth_std = search.depth_std(x, depth, spacing, window=window, aggregation=aggregation,
-                                 noise_std=noise_floor(noise_std / upper) * upper)
+                                 noise_std=floor)
     # how closely the model explains the stack, at the final depth and image
     residual_rms = _residual_rms(eng, weights, search.b, x)
     depth = eng.to_host(depth).copy()

@@ -231,7 +231,7 @@ def test_model_check_leaves_an_exact_model_alone():
     stack = dl.focal_stack(scene, CAM, noise_std=0.005, seed=1)
     checked = dl.solve(stack, CAM, **_CHECK_KWARGS)
     plain = dl.solve(stack, CAM, model_check=False, **_CHECK_KWARGS)
-    assert "prior" not in [rec.step for rec in checked.history]
+    assert "prior" not in [rec.step for rec in checked.history] and not checked.restarted
     np.testing.assert_array_equal(checked.depth, plain.depth)
     np.testing.assert_array_equal(checked.aif, plain.aif)
 
@@ -272,6 +272,7 @@ def test_model_check_starts_again_with_priors_on_model_error():
     steps = [rec.step for rec in res.history]
     restart = 1 + 2 * MODEL_CHECK_EPOCH
     assert steps.count("prior") == 1 and steps[restart] == "prior", steps
+    assert res.restarted
     assert steps[:restart] == ["init"] + ["depth", "aif"] * MODEL_CHECK_EPOCH
     assert res.window == 1 and res.tv_weight > 0 and res.noise_std < NOISE_FREE
     # the new start's prior: the noise rule's at the residual the check saw,
