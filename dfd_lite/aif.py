@@ -30,7 +30,8 @@ def power_iteration(engine, weights, image_shape, *, num_iters=20, seed=0, safet
     h, w = image_shape
     v = np.random.default_rng(seed).random((1, h, w)).astype(np.float32)
     v = engine.asarray(v / np.linalg.norm(v))
-    av = engine.empty((int(weights.shape[0]), 1, h, w))
+    # A v lives on the frame of the weights; v may be a canvas with a margin
+    av = engine.empty((int(weights.shape[0]), 1) + tuple(int(s) for s in weights.shape[2:]))
     u = engine.empty((1, h, w))
     est = 0.0
     for _ in range(num_iters):

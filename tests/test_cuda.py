@@ -112,6 +112,10 @@ def test_depth_primitives_agree_on_random_inputs(problem):
     vol = _both(lambda e: e.constant_depth_losses(e.asarray(x), e.asarray(b), radii, k,
                                                   e.empty((3,) + depth.shape)))
     np.testing.assert_allclose(vol[1], vol[0], rtol=1e-4)
+    banked = _both(lambda e: e.constant_depth_losses(e.asarray(x), e.asarray(b), radii, k,
+                                                     e.empty((3,) + depth.shape),
+                                                     radius_step=0.3))
+    np.testing.assert_allclose(banked[1], banked[0], rtol=1e-4)
     box = _both(lambda e: e.box_mean(e.asarray(vol[0].copy()), 3))  # in place
     np.testing.assert_allclose(box[1], box[0], rtol=1e-5, atol=1e-7)
 
@@ -334,7 +338,9 @@ def test_disc_psf_on_both_engines(margin):
         loss = e.to_host(e.pixel_loss(e.asarray(x), b, e.asarray(depth), o, K))
         vol = e.to_host(e.constant_depth_losses(e.asarray(x), b, radii, K, e.empty((3, h, w)),
                                                 "disc"))
-        return (e.to_host(wts.half_width), e.to_host(wts.inv_area), fwd, adj, loss, vol)
+        banked = e.to_host(e.constant_depth_losses(e.asarray(x), b, radii, K,
+                                                   e.empty((3, h, w)), "disc", radius_step=0.25))
+        return (e.to_host(wts.half_width), e.to_host(wts.inv_area), fwd, adj, loss, vol, banked)
 
     for cpu, gpu in zip(run(CPU), run(GPU)):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-5)

@@ -92,6 +92,77 @@ def test_disc_constant_depth_equals_blur_constant_and_grid_losses():
         np.testing.assert_allclose(volume[j], loss, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("step", [None, 0.25, 0.4])
+def test_radius_bank_reproduces_every_radius(step):
+    radii = dl.psf_radius(np.linspace(0.5, 9.0, 37), DISC).T.astype(np.float32)
+    radii[:3] = 2.0                            # on a multiple of 0.25, and shared
+    bank = engines.radius_bank(radii, step)
+    assert np.all(np.diff(bank.radii) > 0)
+    assert bank.lower.shape == bank.weight.shape == radii.shape
+    assert np.all((bank.weight >= 0) & (bank.weight < 1))
+    mixed = bank.weight > 0
+    upper = np.where(mixed, bank.lower + 1, bank.lower)
+    assert upper.max() < bank.radii.size
+    # every blur the bank holds is read by some candidate and slice
+    assert set(np.unique(np.concatenate([bank.lower.ravel(), upper.ravel()]))) == \
+        set(range(bank.radii.size))
+    lo, hi = bank.radii[bank.lower], bank.radii[upper]
+    np.testing.assert_allclose((1 - bank.weight) * lo + bank.weight * hi, radii, rtol=1e-6)
+    if step is None:
+        assert not mixed.any() and bank.radii.size == np.unique(radii).size
+    else:
+        np.testing.assert_allclose(bank.radii / step, np.round(bank.radii / step), atol=1e-4)
+        assert np.all(hi[mixed] - lo[mixed] == pytest.approx(step, abs=1e-5))
+        assert not mixed[:3].any()             # a radius on a multiple reads one blur
+        assert bank.radii.size < radii.size / 2
+
+
+def test_disc_bank_losses_blend_two_exact_discs():
+    # the oracle: blur_constant at the two multiples of the step around each
+    # radius, mixed linearly, against the stack, written without the engine
+    shape, k, step = (18, 21), 13, 0.25
+    rng = np.random.default_rng(4)
+    x = rng.random(shape + (2,)).astype(np.float32)
+    stack = rng.random((5,) + shape + (2,)).astype(np.float32)
+    cands = np.array([0.9, 1.7, 4.2])
+    radii = dl.psf_radius(cands, DISC).T.astype(np.float32)
+    eng = engines.resolve("cpu", psf="disc")
+    out = np.empty((3,) + shape, dtype=np.float32)
+    eng.constant_depth_losses(np.ascontiguousarray(np.moveaxis(x, -1, 0)),
+                              np.ascontiguousarray(np.moveaxis(stack, -1, 1)), radii, k, out,
+                              "disc", radius_step=step)
+    for j in range(3):
+        want = np.zeros(shape)
+        for f in range(5):
+            r = float(radii[j, f])
+            lo = np.floor(r / step) * step
+            t = (r - lo) / step
+            pred = (1 - t) * dl.blur_constant(x, lo, kernel_size=k, psf="disc") + \
+                t * dl.blur_constant(x, lo + step, kernel_size=k, psf="disc")
+            want += ((pred - stack[f]) ** 2).sum(-1)
+        np.testing.assert_allclose(out[j], want, rtol=1e-4, atol=1e-6)
+
+
+def test_disc_grid_bank_picks_nearly_the_exact_candidates():
+    # the quantised bank (DISC_RADIUS_STEP) against exact radii on one scene:
+    # the loss maps stay close and the refined depths agree
+    from dfd_lite.depth import DISC_RADIUS_STEP
+    scene = dl.synthetic_scene((40, 48), seed=5)
+    stack = dl.render_stack(scene.aif, scene.depth, DISC, kernel_size=15)
+    cands = dl.depth_candidates((0.5, 8.0), 60)
+    exact = dl.depth_loss_volume(scene.aif, stack, DISC, cands, kernel_size=15, backend="cpu")
+    eng = engines.resolve("cpu", psf="disc")
+    radii = dl.psf_radius(cands, DISC).T.astype(np.float32)
+    banked = np.empty_like(exact)
+    eng.constant_depth_losses(np.ascontiguousarray(np.moveaxis(scene.aif, -1, 0)),
+                              np.ascontiguousarray(np.moveaxis(stack, -1, 1)), radii, 15,
+                              banked, "disc", radius_step=DISC_RADIUS_STEP)
+    assert np.abs(banked - exact).max() < 0.01 * exact.max()
+    assert not np.array_equal(banked, exact)   # the bank is really in use
+    agree = np.abs(cands[banked.argmin(0)] - cands[exact.argmin(0)]) <= cands[1] - cands[0]
+    assert agree.mean() > 0.9
+
+
 def test_disc_grid_search_recovers_depth_on_its_own_model():
     scene = dl.synthetic_scene((40, 48), seed=3)
     stack = dl.render_stack(scene.aif, scene.depth, DISC, kernel_size=15)
@@ -143,19 +214,25 @@ def test_engines_choose_and_refuse_by_psf():
     # "auto" never hands the disc to an engine that lacks it
     assert engines.resolve("auto", psf="disc").name == "cpu"
 
-def test_disc_operator_in_a_wide_window_equals_its_sparse_matrix():
-    # depth varies down the image, so in every slice some rows hold only small
+# atol: the box sums are differences of float32 prefix sums along the padded
+# row, whose rounding grows with the row's length (about 80 at 150 columns)
+@pytest.mark.parametrize("shape, axis, atol", [((24, 10), 0, 2e-6), ((9, 150), 1, 1e-5)])
+def test_disc_operator_in_a_wide_window_equals_its_sparse_matrix(shape, axis, atol):
+    # depth varies down the image (or across it, over three blocks of
+    # EXTENT_COLUMNS), so in every slice some rows (blocks) hold only small
     # discs and the CPU kernels skip the window's rows those discs do not reach
-    shape, k = (24, 10), 25
+    k = 25
     rng = np.random.default_rng(4)
-    depth = np.linspace(0.8, 9.0, shape[0])[:, None] + rng.uniform(0, 0.05, shape)
+    ramp = np.linspace(0.8, 9.0, shape[axis])
+    depth = (ramp[:, None] if axis == 0 else ramp[None, :]) + rng.uniform(0, 0.05, shape)
     op = dl.BlurOperator(depth, DISC, kernel_size=k, backend="cpu")
     extent = op.weights.row_extent
+    assert extent.shape == (5, shape[0], -(-shape[1] // 64))
     assert extent.min() < 4 and extent.max() == k // 2 + 1
     mat = dl.blur_matrix(depth, DISC, kernel_size=k).toarray()
     x = rng.random(shape).astype(np.float32)
     y = rng.random((5,) + shape).astype(np.float32)
-    np.testing.assert_allclose(op.forward(x), (mat @ x.ravel()).reshape((5,) + shape), atol=2e-6)
+    np.testing.assert_allclose(op.forward(x), (mat @ x.ravel()).reshape((5,) + shape), atol=atol)
     np.testing.assert_allclose(op.adjoint(y), (mat.T @ y.ravel()).reshape(shape), atol=2e-5)
 
 

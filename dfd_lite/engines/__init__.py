@@ -39,7 +39,8 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     tv_norm(x) -> float                           vectorial total variation of x
     sum_sq(a, b=None) -> float                    ||a - b||^2, accumulated in float64
     pixel_loss(x, b, depth, optics, k, out=None)  per-pixel data loss of a depth map
-    constant_depth_losses(x, b, radii, k, out, psf)  per-pixel loss of m constant depths
+    constant_depth_losses(x, b, radii, k, out, psf, radius_step=None)
+                                                  per-pixel loss of m constant depths (radius_bank)
     box_mean(volume, window)                      in place, edges repeated
     guided_mean(volume, guide, window, eps)       in place: guided filter of every map by one image
     fold_min(volume, n0, best, index)             running minimum over candidates
@@ -57,8 +58,8 @@ import numpy as np
 
 BACKENDS = ("auto", "cpu", "cuda")
 
-__all__ = ["BACKENDS", "TESTED_NUMBA_CUDA", "Optics", "DiscWeights", "resolve", "auto_backend",
-           "numba_cuda_version", "cuda_available", "cuda_simulated", "is_engine"]
+__all__ = ["BACKENDS", "TESTED_NUMBA_CUDA", "Optics", "DiscWeights", "RadiusBank", "radius_bank",
+           "resolve", "auto_backend", "numba_cuda_version", "cuda_available", "cuda_simulated", "is_engine"]
 
 
 def cuda_simulated() -> bool:
@@ -93,11 +94,12 @@ class DiscWeights(NamedTuple):
 
     The fields: ``half_width``, an engine array ``(F, K // 2 + 1, H, W)``
     float32; ``inv_area``, ``(F, H, W)`` float32; ``kernel_size``, the
-    window ``K``; ``row_extent``, ``(F, H)`` int32 or None: how many rows
-    (``dy = 0 .. row_extent - 1``) the widest disc of each image row
-    reaches, so the CPU kernels skip the rows of the window that no disc of
-    that row touches (the window holds the widest blur of the searched
-    range; a scene's discs are mostly smaller). The CUDA engine, one thread
+    window ``K``; ``row_extent``, ``(F, H, ceil(W / 64))`` int32 or None:
+    how many rows (``dy = 0 .. row_extent - 1``) the widest disc of each
+    block of 64 columns of an image row reaches
+    (``_cpu_disc.EXTENT_COLUMNS``), so the CPU kernels skip the rows of the
+    window that no disc of the block touches (the window holds the widest
+    blur of the searched range; a scene's discs are mostly smaller). The CUDA engine, one thread
     per pixel, skips the empty rows of each disc itself and leaves it None.
     """
 
@@ -111,6 +113,55 @@ class DiscWeights(NamedTuple):
         """``(F, K, H, W)``, as for the Gaussian's taps."""
         n_f, _, h, w = (int(v) for v in self.half_width.shape)
         return (n_f, self.kernel_size, h, w)
+
+
+class RadiusBank(NamedTuple):
+    """Which blurs a constant-depth loss computation needs, and how it reads them.
+
+    Every candidate of the grid search is one depth everywhere, so slice
+    ``f`` of candidate ``j`` is the image blurred by one PSF of radius
+    ``radii[j, f]``. The engines blur the image once per radius of
+    ``radii`` (a *bank*, shared by all candidates and slices) and predict
+    slice ``f`` of candidate ``j`` as
+    ``(1 - weight[j, f]) * bank[lower[j, f]] + weight[j, f] * bank[lower[j, f] + 1]``
+    (the second term only where ``weight > 0``). Made by
+    :func:`radius_bank`.
+
+    The fields: ``radii``, ``(U,)`` float32, increasing; ``lower``,
+    ``(m, F)`` int32; ``weight``, ``(m, F)`` float32 in ``[0, 1)``.
+    """
+
+    radii: np.ndarray
+    lower: np.ndarray
+    weight: np.ndarray
+
+
+def radius_bank(radii, step=None) -> RadiusBank:
+    """Plan the blur bank of a ``(m, F)`` array of constant-depth radii (pixels).
+
+    ``step=None``: exact; the bank holds each distinct radius once and every
+    weight is 0. ``step > 0``: the bank holds the multiples of ``step``
+    (pixels) that bracket the radii, and each radius reads the two around it
+    with linear weights, so ``m * F`` blurs become at most
+    ``(max - min) / step + 2``. Only multiples that some radius reads are
+    kept. The interpolated blur is the image blurred by the same mix of the
+    two PSFs: a PSF of the right size whose edge is spread over ``step``.
+    """
+    r = np.asarray(radii, dtype=np.float64)
+    if step is None:
+        distinct, inverse = np.unique(r, return_inverse=True)
+        return RadiusBank(distinct.astype(np.float32),
+                          inverse.reshape(r.shape).astype(np.int32),
+                          np.zeros(r.shape, dtype=np.float32))
+    pos = r / step
+    below = np.floor(pos)
+    weight = pos - below
+    # a radius on a multiple (or within float32 of one) reads that blur alone
+    weight[weight < 1e-6] = 0.0
+    used = np.unique(np.concatenate([below.ravel(), below[weight > 0] + 1]))
+    lower = np.searchsorted(used, below)
+    return RadiusBank((used * step).astype(np.float32), lower.astype(np.int32),
+                      weight.astype(np.float32))
 
 
 def _cuda_status():

@@ -13,9 +13,9 @@ import numba
 import numpy as np
 import scipy.ndimage as ndi
 
-from . import DiscWeights, Optics, _scalar
-from ._cpu_disc import (add_squared_error, disc_adjoint_kernel, disc_constant_losses_kernel,
-                        disc_forward_kernel, disc_weights_kernel, prefix_sums, slice_from_cache)
+from . import DiscWeights, Optics, _scalar, radius_bank
+from ._cpu_disc import (EXTENT_COLUMNS, bank_loss_rows, disc_adjoint_kernel, disc_bank_losses_kernel,
+                        disc_forward_kernel, disc_weights_kernel, prefix_sums)
 
 __all__ = ["CpuEngine"]
 
@@ -170,37 +170,30 @@ def _sq_err_kernel(pred, b, out):
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _constant_losses_kernel(xpad, b, wk, slot, cached, out):
-    # out[j, y, x] = sum over slices f of the squared error of slice f when
-    # the image is blurred with the 1-D taps wk[j, f] along columns, then
-    # rows. slot[j, f] >= 0: that slice's loss map is cached[slot] (computed
-    # once for all candidates sharing the radius); -2: leave the slice out.
-    m, n_f, k = wk.shape
+def _gaussian_bank_losses_kernel(xpad, b, taps, lower, weight, out):
+    # The constant-depth losses of the Gaussian: each image row blurs its
+    # bank rows with the 1-D taps[u] along columns, then rows, and reads
+    # them for every candidate (bank_loss_rows).
+    n_u, k = taps.shape
     n_c, height, width = b.shape[1:]
     wide = width + k - 1
-    for job in numba.prange(m * height):
-        j = job // height
-        y = job % height
+    for y in numba.prange(height):
         v = np.empty(wide, dtype=np.float32)
-        pred = np.empty(width, dtype=np.float32)
-        lrow = out[j, y]
-        lrow[:] = 0.0
-        for f in range(n_f):
-            if slice_from_cache(slot[j, f], cached, lrow, y):
-                continue
+        bank = np.zeros((n_u, n_c, width), dtype=np.float32)
+        for u in range(n_u):
             for c in range(n_c):
                 v[:] = 0.0
                 for a in range(k):
-                    wa = wk[j, f, a]
+                    wa = taps[u, a]
                     src = xpad[c, y + a]
                     for q in range(wide):
                         v[q] += wa * src[q]
-                pred[:] = 0.0
+                pred = bank[u, c]
                 for bb in range(k):
-                    wb = wk[j, f, bb]
+                    wb = taps[u, bb]
                     for xx in range(width):
                         pred[xx] += wb * v[xx + bb]
-                add_squared_error(lrow, pred, np.float32(1.0), b[f, c, y])
+        bank_loss_rows(bank, b, lower, weight, y, out)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -313,7 +306,9 @@ class CpuEngine:
                 out = DiscWeights(np.empty((focus.size, k // 2 + 1) + depth.shape,
                                            dtype=np.float32),
                                   np.empty((focus.size,) + depth.shape, dtype=np.float32), k,
-                                  np.empty((focus.size, depth.shape[0]), dtype=np.int32))
+                                  np.empty((focus.size, depth.shape[0],
+                                            -(-depth.shape[1] // EXTENT_COLUMNS)),
+                                           dtype=np.int32))
             disc_weights_kernel(depth, focus, coef, min_radius, out.half_width, out.inv_area,
                                 out.row_extent)
             return out
@@ -410,44 +405,22 @@ class CpuEngine:
         _sq_err_kernel(pred, b, out)
         return out
 
-    def constant_depth_losses(self, x, b, radii, k, out, psf="gaussian"):
-        m, n_f = radii.shape
-        # A radius that several candidates share in one slice (every
-        # candidate whose blur is clamped to min_radius, for one) gets its
-        # loss map computed once.
-        slot = np.full((m, n_f), -1, dtype=np.int32)
-        shared = []
-        for f in range(n_f):
-            values, inverse, counts = np.unique(radii[:, f], return_inverse=True,
-                                                return_counts=True)
-            for u in np.flatnonzero(counts > 1):
-                slot[inverse.reshape(-1) == u, f] = len(shared)
-                shared.append((f, values[u]))
-        cached = np.empty((len(shared),) + out.shape[1:], dtype=np.float32)
-        losses = self._disc_losses if psf == "disc" else self._gaussian_losses
-        if shared:
-            only = np.full((len(shared), n_f), -2, dtype=np.int32)
-            shared_radii = np.zeros((len(shared), n_f), dtype=np.float32)
-            for s, (f, r) in enumerate(shared):
-                shared_radii[s, f] = r
-                only[s, f] = -1
-            losses(x, b, shared_radii, k, only, cached, cached)
-        losses(x, b, radii, k, slot, cached, out)
+    def constant_depth_losses(self, x, b, radii, k, out, psf="gaussian", radius_step=None):
+        # One blur per radius of the bank (every candidate whose blur is
+        # clamped to min_radius shares one, and with radius_step all
+        # candidates and slices share a few), then each candidate reads it.
+        bank = radius_bank(radii, radius_step)
+        if psf == "disc":
+            hw = _scalar.disc_rows(bank.radii, k)                           # (U, K)
+            inv_area = (1.0 / (2.0 * hw.sum(-1))).astype(np.float32)
+            xpad = _pad(x, b.shape[2:], k // 2 + 1)
+            disc_bank_losses_kernel(xpad, prefix_sums(xpad), b, hw.astype(np.float32), inv_area,
+                                    bank.lower, bank.weight, out)
+        else:
+            _gaussian_bank_losses_kernel(_pad(x, b.shape[2:], k // 2), b,
+                                         _scalar.gaussian_taps(bank.radii, k), bank.lower,
+                                         bank.weight, out)
         return out
-
-    @staticmethod
-    def _gaussian_losses(x, b, radii, k, slot, cached, out):
-        _constant_losses_kernel(_pad(x, b.shape[2:], k // 2), b, _scalar.gaussian_taps(radii, k),
-                                slot,
-                                cached, out)
-
-    @staticmethod
-    def _disc_losses(x, b, radii, k, slot, cached, out):
-        hw = _scalar.disc_rows(radii, k)                                  # (m, F, K)
-        inv_area = (1.0 / (2.0 * hw.sum(-1))).astype(np.float32)
-        xpad = _pad(x, b.shape[2:], k // 2 + 1)
-        disc_constant_losses_kernel(xpad, prefix_sums(xpad), b, hw.astype(np.float32), inv_area,
-                                     slot, cached, out)
 
     def box_mean(self, volume, window):
         volume[...] = ndi.uniform_filter(volume, size=(1, window, window), mode="nearest")

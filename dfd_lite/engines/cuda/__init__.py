@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import DiscWeights, Optics, _scalar
+from .. import DiscWeights, Optics, _scalar, radius_bank
 from . import blur as _blur
 from . import depth as _depth
 from . import disc as _disc
@@ -209,28 +209,28 @@ class CudaEngine:
                                                         k, cs, out)
         return out
 
-    def constant_depth_losses(self, x, b, radii, k, out, psf="gaussian"):
-        # Every candidate is one depth everywhere, and many share a radius
-        # (all the slices clamped to min_radius, for one): the image is
-        # blurred once per *distinct* radius into a bank, then each thread
-        # walks the candidates reading the bank.
-        # The plan (distinct radii, their taps, which one each candidate
-        # and slice reads) depends on the candidates only: a solve asks for
+    def constant_depth_losses(self, x, b, radii, k, out, psf="gaussian", radius_step=None):
+        # Every candidate is one depth everywhere: the image is blurred once
+        # per radius of the bank (radius_bank: the distinct radii, or
+        # multiples of radius_step read with linear weights), then each
+        # thread walks the candidates reading the bank.
+        # The plan (bank radii, their taps, which ones each candidate and
+        # slice reads) depends on the candidates only: a solve asks for
         # the same one every epoch, so the last one is kept.
-        key = (radii.tobytes(), radii.shape, k, psf)
+        key = (radii.tobytes(), radii.shape, k, psf, radius_step)
         if self._bank_plan is None or self._bank_plan[0] != key:
-            distinct, inverse = np.unique(radii, return_inverse=True)
+            plan = radius_bank(radii, radius_step)
             if psf == "disc":   # the rows dy >= 0 of each disc, and 1 / its area
-                rows = _scalar.disc_rows(distinct, k)[:, k // 2:]
+                rows = _scalar.disc_rows(plan.radii, k)[:, k // 2:]
                 taps = (to_device(rows.astype(np.float32)),
                         to_device((1.0 / (2.0 * rows[:, 0] + 4.0 * rows[:, 1:].sum(1)))
                                   .astype(np.float32)))
             else:
-                taps = to_device(_scalar.gaussian_taps(distinct, k))
-            self._bank_plan = (key, distinct.size,
-                               to_device(inverse.reshape(radii.shape).astype(np.int32), np.int32),
+                taps = to_device(_scalar.gaussian_taps(plan.radii, k))
+            self._bank_plan = (key, plan.radii.size,
+                               (to_device(plan.lower, np.int32), to_device(plan.weight)),
                                taps)
-        _, n_u, plane_u, wu = self._bank_plan
+        _, n_u, (lower, weight), wu = self._bank_plan
         n_c = int(x.shape[0])
         h, w = (int(s) for s in b.shape[2:])
         if psf == "disc":
@@ -238,7 +238,7 @@ class CudaEngine:
             grid, block = grid2(h, w)
             _disc.disc_bank_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](x, wu[0], wu[1],
                                                                               bank)
-            _depth.bank_loss_kernel[grid, block](bank, b, plane_u, out)
+            _depth.bank_loss_kernel[grid, block](bank, b, lower, weight, out)
             return out
         wide = int(x.shape[2])  # the frame plus the image's margin on both sides
         # columns first: the row pass still needs the image's margin left and right
@@ -249,7 +249,7 @@ class CudaEngine:
         _depth.bank_pass_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](image, wu, tmp, 0)
         grid, block = grid2(h, w)
         _depth.bank_pass_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](tmp, wu, bank, 1)
-        _depth.bank_loss_kernel[grid, block](bank, b, plane_u, out)
+        _depth.bank_loss_kernel[grid, block](bank, b, lower, weight, out)
         return out
 
     def box_mean(self, volume, window):

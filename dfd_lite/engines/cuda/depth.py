@@ -2,11 +2,12 @@
 
 * ``bank_pass_kernel`` - the grid search. A candidate is one depth for the
   whole image, so its blur is separable and shared by every candidate with
-  the same radius: the image is blurred once per distinct radius into a bank
-  (two launches, columns then rows; the source is 4-D both times, because a
+  the same radius: the image is blurred once per radius of the bank
+  (:func:`dfd_lite.engines.radius_bank`; two launches, columns then rows; the source is 4-D both times, because a
   kernel is typed for one rank of array).
 * ``bank_loss_kernel`` - one thread per pixel walks the candidates, reading
-  the bank, and writes each candidate's loss map.
+  the bank (and mixing two of its radii where the bank is quantised,
+  :func:`dfd_lite.engines.radius_bank`), and writes each candidate's loss map.
 * ``box_kernel`` - one pass of a box mean along one image axis.
 * ``golden_kernel`` - the whole golden-section refinement in one launch:
   each thread evaluates its pixel's loss at the depth its search asks for
@@ -34,7 +35,7 @@ _keep_better = cuda.jit(device=True)(_scalar.keep_better)
 def bank_pass_kernel(src, wu, dst, axis):
     # dst[u, c] = src[u, c] (or src[0, c] when src holds one image) blurred
     # with the 1-D taps wu[u] along one image axis (0: columns, 1: rows),
-    # zero outside src, for every distinct radius u at once (blockIdx.z runs
+    # zero outside src, for every bank radius u at once (blockIdx.z runs
     # over (u, c)). Called twice, columns then rows: the separable blur. src
     # may be larger than dst by a margin on each side (the image's own
     # margin beyond the frame), centred on it.
@@ -63,19 +64,24 @@ def bank_pass_kernel(src, wu, dst, axis):
 
 
 @cuda.jit
-def bank_loss_kernel(bank, b, plane_u, volume):
+def bank_loss_kernel(bank, b, lower, weight, volume):
     # volume[j] = per-pixel loss of candidate j: slice f predicted by
-    # bank[plane_u[j, f]].
+    # bank[lower[j, f]], mixed with the next bank radius by weight[j, f]
+    # (dfd_lite.engines.RadiusBank).
     xx, yy = cuda.grid(2)
     n_f, n_c, height, width = b.shape
     if xx >= width or yy >= height:
         return
-    for j in range(plane_u.shape[0]):
+    for j in range(lower.shape[0]):
         loss = F0
         for f in range(n_f):
-            u = plane_u[j, f]
+            u = lower[j, f]
+            t = weight[j, f]
             for c in range(n_c):
-                d = bank[u, c, yy, xx] - b[f, c, yy, xx]
+                p = bank[u, c, yy, xx]
+                if t > F0:
+                    p += t * (bank[u + 1, c, yy, xx] - p)
+                d = p - b[f, c, yy, xx]
                 loss += d * d
         volume[j, yy, xx] = loss
 
