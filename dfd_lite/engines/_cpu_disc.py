@@ -16,13 +16,13 @@ import numpy as np
 from . import _scalar
 
 _blur_radius = numba.njit(inline="always")(_scalar.blur_radius)
+_disc_chord_integral = numba.njit(inline="always")(_scalar.disc_chord_integral)
 
 #: Columns that share one count of PSF rows (``DiscWeights.row_extent``): the
 #: CPU kernels skip, per image row and block of this many columns, the rows
 #: of the window that none of its discs reaches, so a few wide blurs cost
 #: only their own block. A block is also one vectorised loop.
 EXTENT_COLUMNS = 64
-_disc_chord_integral = numba.njit(inline="always")(_scalar.disc_chord_integral)
 
 
 @numba.njit(inline="always")

@@ -14,8 +14,9 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from . import DiscWeights, Optics, _scalar, radius_bank
-from ._cpu_disc import (EXTENT_COLUMNS, bank_loss_rows, disc_adjoint_kernel, disc_bank_losses_kernel,
-                        disc_forward_kernel, disc_weights_kernel, prefix_sums)
+from ._cpu_disc import (EXTENT_COLUMNS, bank_loss_rows, disc_adjoint_kernel,
+                        disc_bank_losses_kernel, disc_forward_kernel, disc_weights_kernel,
+                        prefix_sums)
 
 __all__ = ["CpuEngine"]
 
