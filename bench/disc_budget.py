@@ -51,10 +51,9 @@ def range_within(camera, radius, lo=0.1, hi=10.0):
     return float(inside.min()), float(inside.max())
 
 
-def measure(depth_range, repeat=10, solve=True):
-    scene = dl.middlebury_scene((240, 320))
+def measure(scene, stack, depth_range, repeat=10, solve=True):
+    """Timings on ``scene`` and its physical ``stack`` (H, W, C) for one searched depth range."""
     k = optics_kernel_size(DISC, depth_range)
-    stack = dl.render_physical(scene.aif, scene.depth, DISC)
     eng = engines.resolve("cpu", psf="disc")
     b = eng.asarray(np.ascontiguousarray(np.moveaxis(stack, -1, 1)))
     x = eng.asarray(np.ascontiguousarray(np.moveaxis(scene.aif, -1, 0)))
@@ -79,9 +78,8 @@ def measure(depth_range, repeat=10, solve=True):
     }
     out["forward + adjoint (ms)"] = out["forward (ms)"] + out["adjoint (ms)"]
     if solve:
-        physical = dl.render_physical(scene.aif, scene.depth, DISC)
         t0 = time.perf_counter()
-        res = dl.solve(physical, DISC, depth_range=depth_range, progress=False)
+        res = dl.solve(stack, DISC, depth_range=depth_range, progress=False)
         out["end-to-end solve (s)"] = time.perf_counter() - t0
         out["solve's depth RMSE (m)"] = dl.depth_metrics(res.depth, scene.depth,
                                                          mask=scene.valid)["rmse"]
@@ -100,7 +98,10 @@ def main(argv=None):
         stack = dl.render_stack(np.full((24, 24, 3), 0.5, np.float32), np.full((24, 24), 2.0),
                                 DISC)
         dl.solve(stack, DISC, num_epochs=2, progress=False)
-    results = {name: measure(rng, solve=not args.no_solve) for name, rng in settings.items()}
+    scene = dl.middlebury_scene((240, 320))
+    stack = dl.render_physical(scene.aif, scene.depth, DISC)
+    results = {name: measure(scene, stack, rng, solve=not args.no_solve)
+               for name, rng in settings.items()}
     print(f"Disc budget, 240 x 320, F = 5, RGB, {platform.machine()}, {os.cpu_count()} cores, "
           f"`python bench/disc_budget.py`\n")
     names = list(results)

@@ -6,6 +6,9 @@ summed from the running integral of the padded image's row (prefix sums,
 spreads each box with a difference array.
 Arrays are planar float32 as in :mod:`~dfd_lite.engines.cpu`; the row
 half-widths are stored for ``dy >= 0`` only (:class:`~dfd_lite.engines.DiscWeights`).
+:func:`bank_loss_rows`, which turns a row of blurred images into losses, is
+shared with the Gaussian's grid kernel in :mod:`~dfd_lite.engines.cpu` (it
+lives here because that module imports this one).
 """
 
 from __future__ import annotations
