@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import dfd_lite as dl
 from dfd_lite import engines
 from dfd_lite.engines.cpu import CpuEngine
-from dfd_lite.optics import thin_lens_coefficients
+from dfd_lite.optics import psf_radius, thin_lens_coefficients
 
 if not engines.cuda_available():
     pytest.skip("neither a CUDA GPU nor Numba's CUDA simulator is available",
@@ -162,6 +162,13 @@ def test_channels_staged_one_at_a_time(scene):
     np.testing.assert_allclose(dl.pixel_loss(x, s, d, CAM, kernel_size=K, backend=tight),
                                dl.pixel_loss(x, s, d, CAM, kernel_size=K, backend="cpu"),
                                rtol=1e-4, atol=1e-8)
+    # the grid search's blur bank, with its column buffer, one channel at a time
+    assert _common.tile_config(8, 16, K, 3, tight.shared_target, column_buffer=True)[2] == 1
+    cands = dl.depth_candidates((1.0, 5.0), 3)
+    i_gpu, l_gpu = dl.grid_search(x, s, CAM, cands, kernel_size=K, backend=tight)
+    i_cpu, l_cpu = dl.grid_search(x, s, CAM, cands, kernel_size=K, backend="cpu")
+    np.testing.assert_array_equal(i_gpu, i_cpu)
+    np.testing.assert_allclose(l_gpu, l_cpu, rtol=1e-4, atol=1e-8)
 
 
 # --- the depth search ------------------------------------------------------
@@ -192,6 +199,20 @@ def test_engine_reused_across_calls_grows_its_buffers(scene):
         i_cpu, l_cpu = dl.grid_search(*args, cands, kernel_size=K, backend="cpu")
         np.testing.assert_array_equal(i_gpu, i_cpu)
         np.testing.assert_allclose(l_gpu, l_cpu, rtol=1e-4, atol=1e-8)
+
+
+def test_grid_search_with_more_bank_radii_than_one_block_holds(scene):
+    # One block of the Gaussian bank kernel blurs BANK_RADII_PER_BLOCK
+    # radii; more distinct radii spread over several blocks along z.
+    aif, _, stack = scene
+    cands = dl.depth_candidates((1.0, 5.0), 12)
+    n_radii = np.unique(psf_radius(cands, CAM)).size   # what the bank holds
+    assert n_radii > _common.BANK_RADII_PER_BLOCK
+    args = (aif[:8, :12, :1], stack[:, :8, :12, :1], CAM, cands)
+    i_gpu, l_gpu = dl.grid_search(*args, kernel_size=K, backend="cuda")
+    i_cpu, l_cpu = dl.grid_search(*args, kernel_size=K, backend="cpu")
+    np.testing.assert_array_equal(i_gpu, i_cpu)
+    np.testing.assert_allclose(l_gpu, l_cpu, rtol=1e-4, atol=1e-8)
 
 
 def test_golden_refine_matches_cpu(scene):
@@ -307,8 +328,8 @@ def test_golden_kernel_runs_many_steps_in_one_launch(scene):
         eng.golden_init(state, eng.asarray(cands), eng.asarray(index, np.int32))
         if eng is GPU:
             grid, block, cs, nbytes = _common.tile_config(6, 8, K, 1)
-            cuda_depth.golden_kernel[grid, block, 0, nbytes](
-                eng.asarray(x), eng.asarray(b), _common.rows(state), *eng.optics(optics)[:3], K, cs, 6)
+            cuda_depth.golden_kernel(K)[grid, block, 0, nbytes](
+                eng.asarray(x), eng.asarray(b), _common.rows(state), *eng.optics(optics)[:3], cs, 6)
         else:
             eng.golden_search(x, b, state, eng.optics(optics), K, 6)
         states.append(eng.to_host(state))

@@ -22,8 +22,8 @@ from . import depth as _depth
 from . import disc as _disc
 from . import reductions as _red
 from . import tv as _tv
-from ._common import (MAX_K, SHARED_TARGET, SIMULATED, TPB, blocks1, cuda, flat, grid2,
-                      is_device_array, rows, tile_config, to_device)
+from ._common import (BANK_RADII_PER_BLOCK, MAX_GRID_Z, MAX_K, SHARED_TARGET, SIMULATED, TPB,
+                      blocks1, cuda, flat, grid2, is_device_array, rows, tile_config, to_device)
 
 __all__ = ["CudaEngine", "MAX_K"]
 
@@ -233,23 +233,19 @@ class CudaEngine:
         _, n_u, (lower, weight), wu = self._bank_plan
         n_c = int(x.shape[0])
         h, w = (int(s) for s in b.shape[2:])
-        if psf == "disc":
-            bank = self.scratch("bank", (n_u, n_c, h, w))
-            grid, block = grid2(h, w)
-            _disc.disc_bank_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](x, wu[0], wu[1],
-                                                                              bank)
-            _depth.bank_loss_kernel[grid, block](bank, b, lower, weight, out)
-            return out
-        wide = int(x.shape[2])  # the frame plus the image's margin on both sides
-        # columns first: the row pass still needs the image's margin left and right
-        tmp = self.scratch("bank_tmp", (n_u, n_c, h, wide))
         bank = self.scratch("bank", (n_u, n_c, h, w))
-        image = x.reshape((1,) + tuple(int(s) for s in x.shape))
-        grid, block = grid2(h, wide)
-        _depth.bank_pass_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](image, wu, tmp, 0)
+        if psf == "disc":
+            grid, block = grid2(h, w)
+            _disc.disc_bank_kernel[grid + (n_u * n_c,), block + (1,)](x, wu[0], wu[1], bank)
+        else:
+            grid, block, cs, nbytes = tile_config(h, w, k, n_c, self.shared_target,
+                                                  column_buffer=True)
+            chunks = (n_u + BANK_RADII_PER_BLOCK - 1) // BANK_RADII_PER_BLOCK
+            _depth.gaussian_bank_kernel(k)[grid + (chunks,), block, 0, nbytes](
+                x, wu, bank, cs, BANK_RADII_PER_BLOCK)
         grid, block = grid2(h, w)
-        _depth.bank_pass_kernel[(grid[0], grid[1], n_u * n_c), block + (1,)](tmp, wu, bank, 1)
-        _depth.bank_loss_kernel[grid, block](bank, b, lower, weight, out)
+        layers = min(int(lower.shape[0]), MAX_GRID_Z)
+        _depth.bank_loss_kernel[grid + (layers,), block + (1,)](bank, b, lower, weight, out)
         return out
 
     def box_mean(self, volume, window):
@@ -310,8 +306,8 @@ class CudaEngine:
         # state in device memory, same result).
         per_launch = 1 if SIMULATED else max(1, evaluations)
         for done in range(0, evaluations, per_launch):
-            _depth.golden_kernel[grid, block, 0, nbytes](
-                x, b, rows(state), focus, coef, min_radius, k, cs,
+            _depth.golden_kernel(k)[grid, block, 0, nbytes](
+                x, b, rows(state), focus, coef, min_radius, cs,
                 min(per_launch, evaluations - done))
 
     def keep_better(self, depth, loss, prev_depth, prev_loss, kept):

@@ -34,6 +34,39 @@ MAX_K = 99
 TPB = 64 if SIMULATED else 256
 SHARED_LIMIT = 48 * 1024    # bytes of dynamic shared memory a block may use
 SHARED_TARGET = 24 * 1024   # stage fewer channels at once beyond this (occupancy)
+# Bank radii one block of the grid search's blur bank computes from its
+# staged tile: more re-use the tile, fewer leave more blocks to spread. On
+# an H200, 8 -> 32 took the bank from 1.43 to 1.35 ms at 240 x 320 (k = 11)
+# and from 12.9 to 11.4 ms at 480 x 640 (k = 23); 2 took 2.1 and 19 ms.
+BANK_RADII_PER_BLOCK = 32
+# The most blocks a launch may have along its third axis (CUDA's limit).
+MAX_GRID_Z = 65535
+
+
+def device_function(fn):
+    """``fn`` compiled as a CUDA device function, inlined into its callers.
+
+    Inlining lets a kernel that fixes the PSF window's size ``k`` at compile
+    time (:func:`dfd_lite.engines.cuda.depth.golden_kernel`) unroll the
+    tap loops of the helpers it calls and keep their taps in registers.
+    The simulator takes no inlining option.
+    """
+    if SIMULATED:
+        return cuda.jit(device=True)(fn)
+    return cuda.jit(device=True, forceinline=True)(fn)
+
+
+def tuned_kernel(fn, launch_bounds):
+    """``fn`` compiled as a kernel, told its ``(threads per block, blocks per SM)``.
+
+    Knowing that at most ``threads`` run per block and that ``blocks``
+    should fit on a multiprocessor together, the compiler keeps each
+    thread's registers under ``65536 / (threads * blocks)``. The simulator
+    takes no such option.
+    """
+    if SIMULATED:
+        return cuda.jit(fn)
+    return cuda.jit(fn, launch_bounds=launch_bounds)
 
 
 def blocks1(n):
@@ -47,19 +80,21 @@ def grid2(height, width, side=None):
     return ((width + side - 1) // side, (height + side - 1) // side), (side, side)
 
 
-def tile_config(height, width, k, n_c, shared_target=SHARED_TARGET):
+def tile_config(height, width, k, n_c, shared_target=SHARED_TARGET, *, column_buffer=False):
     """Launch geometry of the shared-memory kernels.
 
     Returns ``(grid, block, cs, nbytes)``: 2-D grid and block, the number
     ``cs`` of channels staged at once (as many as fit in ``shared_target``
     bytes, at least one), and the dynamic shared memory in bytes (per
-    channel: the block's tile with a ``K - 1`` halo).
+    channel: the block's tile with a ``K - 1`` halo and, with
+    ``column_buffer``, the tile's columns blurred: ``side`` rows of it).
     """
     if k > MAX_K:
         raise ValueError(f"kernel_size {k} is larger than the CUDA kernels support "
                          f"({MAX_K}); use backend='cpu'")
     for side in (16, 8, 4):
-        plane = (side + k - 1) * (side + k - 1) * 4
+        span = side + k - 1
+        plane = span * (span + (side if column_buffer else 0)) * 4
         if side <= BLOCK_SIDE and plane <= SHARED_LIMIT:
             break
     cs = int(max(1, min(n_c, shared_target // plane)))

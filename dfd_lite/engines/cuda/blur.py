@@ -19,13 +19,13 @@ import math
 from numba import float32
 
 from .. import _scalar
-from ._common import F0, MAX_K, cuda
+from ._common import F0, MAX_K, cuda, device_function
 
-blur_radius = cuda.jit(device=True)(_scalar.blur_radius)
-gaussian_exponent = cuda.jit(device=True)(_scalar.gaussian_exponent)
+blur_radius = device_function(_scalar.blur_radius)
+gaussian_exponent = device_function(_scalar.gaussian_exponent)
 
 
-@cuda.jit(device=True)
+@device_function
 def stage(x, tile, c0, cs, y0, x0, half, th, tw, margin):
     """Copy channels ``c0 .. c0+cs-1`` of the block's tile (plus halo) to shared memory.
 
@@ -55,7 +55,7 @@ def stage(x, tile, c0, cs, y0, x0, half, th, tw, margin):
     cuda.syncthreads()  # the whole tile is written before anyone reads it
 
 
-@cuda.jit(device=True)
+@device_function
 def blur_at(tile, ci, ty, tx, th, tw, wl, k):
     """``sum_a wl[a] sum_b wl[b] tile[ci, ty + a, tx + b]``: one blurred pixel."""
     acc = F0
@@ -69,7 +69,7 @@ def blur_at(tile, ci, ty, tx, th, tw, wl, k):
     return acc
 
 
-@cuda.jit(device=True)
+@device_function
 def gaussian_taps(z, focus, coef, rmin, k, wl):
     """Normalised 1-D Gaussian taps of depth ``z`` for one slice, into ``wl[:k]``."""
     inv = gaussian_exponent(blur_radius(z, focus, coef, rmin))
@@ -83,7 +83,7 @@ def gaussian_taps(z, focus, coef, rmin, k, wl):
         wl[a] = wl[a] / total
 
 
-@cuda.jit(device=True)
+@device_function
 def tile_geometry(half):
     """Where this thread sits: ``(ty, tx, y0, x0, th, tw, py, px)``.
 
@@ -170,7 +170,7 @@ def adjoint_kernel(y, b, w, out, subtract):
         out[c, qy, qx] = acc
 
 
-@cuda.jit(device=True)
+@device_function
 def staged_loss(z, x, b, tile, focus, coef, rmin, k, cs, restage, qy, qx, geometry, wl):
     """``sum_f sum_c (b - A(z) x)^2`` at pixel ``(qy, qx)``, from the block's staged tile.
 
@@ -194,7 +194,7 @@ def staged_loss(z, x, b, tile, focus, coef, rmin, k, cs, restage, qy, qx, geomet
     return loss
 
 
-@cuda.jit(device=True)
+@device_function
 def stage_block(x, b, tile, k, cs):
     """Start of the tiled kernels: ``(geometry, qy, qx, restage)``.
 

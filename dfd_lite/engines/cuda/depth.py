@@ -1,78 +1,109 @@
 """CUDA kernels of the depth search.
 
-* ``bank_pass_kernel`` - the grid search. A candidate is one depth for the
-  whole image, so its blur is separable and shared by every candidate with
-  the same radius: the image is blurred once per radius of the bank
-  (:func:`dfd_lite.engines.radius_bank`; two launches, columns then rows; the source is 4-D both times, because a
-  kernel is typed for one rank of array).
-* ``bank_loss_kernel`` - one thread per pixel walks the candidates, reading
-  the bank (and mixing two of its radii where the bank is quantised,
-  :func:`dfd_lite.engines.radius_bank`), and writes each candidate's loss map.
+* ``gaussian_bank_kernel`` - the grid search. A candidate is one depth for
+  the whole image, so its blur is separable and shared by every candidate
+  with the same radius: the image is blurred once per radius of the bank
+  (:func:`dfd_lite.engines.radius_bank`). Each block stages its tile once
+  and blurs it, columns then rows, in shared memory for several radii.
+* ``bank_loss_kernel`` - one thread per pixel and candidate reads the bank
+  (mixing two of its radii where the bank is quantised) and writes that
+  candidate's loss.
 * ``box_kernel`` - one pass of a box mean along one image axis.
-* ``golden_kernel`` - the whole golden-section refinement in one launch:
+* ``golden_kernel(k)`` - the whole golden-section refinement in one launch:
   each thread evaluates its pixel's loss at the depth its search asks for
   and hands it to the shared ``golden_advance``, ``evaluations`` times,
-  from one staged tile of the image.
+  from one staged tile of the image. Compiled once per window size ``k``
+  (as is ``gaussian_bank_kernel(k)``), so that its tap loops unroll.
 * one-thread-per-pixel wrappers around the shared per-pixel algorithms of
   :mod:`dfd_lite.engines._scalar`: running minimum, golden section, safeguard.
 """
 
 from __future__ import annotations
 
+import functools
+
 from numba import float32
 
 from .. import _scalar
-from ._common import F0, F1, MAX_K, cuda
-from .blur import stage_block, staged_loss
+from ._common import F0, F1, cuda, device_function, tuned_kernel
+from .blur import stage, stage_block, staged_loss
 
-_fold_min = cuda.jit(device=True)(_scalar.fold_min)
-_golden_init = cuda.jit(device=True)(_scalar.golden_init)
-_golden_advance = cuda.jit(device=True)(_scalar.golden_advance)
-_keep_better = cuda.jit(device=True)(_scalar.keep_better)
+_fold_min = device_function(_scalar.fold_min)
+_golden_init = device_function(_scalar.golden_init)
+_golden_advance = device_function(_scalar.golden_advance)
+_keep_better = device_function(_scalar.keep_better)
 
 
-@cuda.jit
-def bank_pass_kernel(src, wu, dst, axis):
-    # dst[u, c] = src[u, c] (or src[0, c] when src holds one image) blurred
-    # with the 1-D taps wu[u] along one image axis (0: columns, 1: rows),
-    # zero outside src, for every bank radius u at once (blockIdx.z runs
-    # over (u, c)). Called twice, columns then rows: the separable blur. src
-    # may be larger than dst by a margin on each side (the image's own
-    # margin beyond the frame), centred on it.
-    xx, yy, z = cuda.grid(3)
-    n_u, n_c, height, width = dst.shape
-    if xx >= width or yy >= height or z >= n_u * n_c:
-        return
-    u = z // n_c
-    c = z - u * n_c
-    s = min(u, src.shape[0] - 1)
-    k = wu.shape[1]
-    half = k // 2
-    my = (src.shape[2] - height) // 2
-    mx = (src.shape[3] - width) // 2
-    acc = F0
-    for a in range(k):
-        if axis == 0:
-            r = yy + my + a - half
-            if r >= 0 and r < src.shape[2]:
-                acc += wu[u, a] * src[s, c, r, xx + mx]
-        else:
-            q = xx + mx + a - half
-            if q >= 0 and q < src.shape[3]:
-                acc += wu[u, a] * src[s, c, yy + my, q]
-    dst[u, c, yy, xx] = acc
+@functools.lru_cache(maxsize=None)
+def gaussian_bank_kernel(k):
+    """The grid search's Gaussian blur bank, for PSF windows of ``k`` pixels.
+
+    ``k`` is a compile-time constant, as in :func:`golden_kernel`.
+    """
+    def kernel(x, wu, bank, cs, per_block):
+        # bank[u, c] = image x blurred with the 1-D taps wu[u] along columns,
+        # then rows, zero outside x, for the bank radii u of this block
+        # (blockIdx.z * per_block onwards). The block stages its tile of x
+        # (plus a K // 2 halo, cs channels at a time) in shared memory once,
+        # then for each radius blurs the tile's columns into a second shared
+        # buffer and its rows from there: every pixel of x is read from global
+        # memory once per block, not once per radius and pass.
+        n_u, n_c, height, width = bank.shape
+        half = k // 2
+        smem = cuda.shared.array(0, dtype=float32)
+        taps = cuda.local.array(k, dtype=float32)   # registers, once unrolled
+        side = cuda.blockDim.x
+        y0 = cuda.blockIdx.y * side
+        x0 = cuda.blockIdx.x * side
+        span = side + 2 * half              # the tile's rows and columns
+        col_base = cs * span * span         # the column pass's buffer: (cs, side, span)
+        py = y0 + cuda.threadIdx.y
+        px = x0 + cuda.threadIdx.x
+        inside = py < height and px < width
+        tid = cuda.threadIdx.y * side + cuda.threadIdx.x
+        nth = side * side
+        margin = (x.shape[1] - height) // 2
+        u0 = cuda.blockIdx.z * per_block
+        for c0 in range(0, n_c, cs):
+            n_s = min(cs, n_c - c0)
+            stage(x, smem, c0, cs, y0, x0, half, span, span, margin)
+            for u in range(u0, min(n_u, u0 + per_block)):
+                for a in range(k):
+                    taps[a] = wu[u, a]
+                # columns: output (ci, i, j) is tile column j blurred at row i
+                for s in range(tid, n_s * side * span, nth):
+                    ci = s // (side * span)
+                    r = s - ci * side * span
+                    src = ci * span * span + r   # tile (ci, i, j): r = i * span + j
+                    acc = F0
+                    for a in range(k):
+                        acc += taps[a] * smem[src + a * span]
+                    smem[col_base + s] = acc
+                cuda.syncthreads()
+                if inside:
+                    for ci in range(n_s):
+                        src = (col_base + ci * side * span + cuda.threadIdx.y * span
+                               + cuda.threadIdx.x)
+                        acc = F0
+                        for a in range(k):
+                            acc += taps[a] * smem[src + a]
+                        bank[u, c0 + ci, py, px] = acc
+                cuda.syncthreads()  # the next radius overwrites the column buffer
+    return cuda.jit(kernel)
 
 
 @cuda.jit
 def bank_loss_kernel(bank, b, lower, weight, volume):
     # volume[j] = per-pixel loss of candidate j: slice f predicted by
     # bank[lower[j, f]], mixed with the next bank radius by weight[j, f]
-    # (dfd_lite.engines.RadiusBank).
+    # (dfd_lite.engines.RadiusBank). A thread per pixel and candidate
+    # (blockIdx.z, striding by the grid's depth): many independent reads
+    # in flight.
     xx, yy = cuda.grid(2)
     n_f, n_c, height, width = b.shape
     if xx >= width or yy >= height:
         return
-    for j in range(lower.shape[0]):
+    for j in range(cuda.blockIdx.z, lower.shape[0], cuda.gridDim.z):
         loss = F0
         for f in range(n_f):
             u = lower[j, f]
@@ -160,22 +191,34 @@ def golden_init_kernel(state, cands, index):
         _golden_init(state, i, cands, index[i])
 
 
-@cuda.jit
-def golden_kernel(x, b, state, focus, coef, rmin, k, cs, evaluations):
-    # state is (STATE_ROWS, H * W). Every thread runs the same number of
-    # evaluations, so the barriers inside staging are reached by all; the
-    # threads past the image edge compute a loss for a clamped pixel (they
-    # help stage the tile) and never touch the state.
-    tile = cuda.shared.array(0, dtype=float32)
-    wl = cuda.local.array(MAX_K, dtype=float32)
-    geometry, qy, qx, restage = stage_block(x, b, tile, k, cs)  # one tile for every step
-    i = qy * b.shape[3] + qx
-    inside = qy == geometry[6] and qx == geometry[7]
-    for _ in range(evaluations):
-        loss = staged_loss(state[_scalar.Z_NEXT, i], x, b, tile, focus, coef, rmin, k, cs,
-                           restage, qy, qx, geometry, wl)
-        if inside:
-            _golden_advance(state, i, loss)
+@functools.lru_cache(maxsize=None)
+def golden_kernel(k):
+    """The whole golden-section refinement in one launch, for PSF windows of ``k`` pixels.
+
+    ``k`` is a compile-time constant of the kernel (one is compiled per
+    window size, on first use): the helpers it calls are inlined, their
+    tap loops unroll and the taps stay in registers instead of a
+    per-thread array in memory.
+    """
+    def kernel(x, b, state, focus, coef, rmin, cs, evaluations):
+        # state is (STATE_ROWS, H * W). Every thread runs the same number of
+        # evaluations, so the barriers inside staging are reached by all; the
+        # threads past the image edge compute a loss for a clamped pixel (they
+        # help stage the tile) and never touch the state.
+        tile = cuda.shared.array(0, dtype=float32)
+        wl = cuda.local.array(k, dtype=float32)
+        geometry, qy, qx, restage = stage_block(x, b, tile, k, cs)  # one tile for every step
+        i = qy * b.shape[3] + qx
+        inside = qy == geometry[6] and qx == geometry[7]
+        for _ in range(evaluations):
+            loss = staged_loss(state[_scalar.Z_NEXT, i], x, b, tile, focus, coef, rmin, k, cs,
+                               restage, qy, qx, geometry, wl)
+            if inside:
+                _golden_advance(state, i, loss)
+    # Three blocks of 256 threads per multiprocessor: 80 registers a thread
+    # (113 unbounded; at k = 11 a few bytes spill). On an H200 that took
+    # the kernel from 1.31 to 0.99 ms at 240 x 320, k = 11 (bench/README.md).
+    return tuned_kernel(kernel, (256, 3))
 
 
 @cuda.jit
