@@ -13,7 +13,9 @@ with its depth RMSE; then the grid search and refinement again with the
 disc PSF (on a stack rendered with the disc). Both paths run through the same engine interface
 (:mod:`dfd_lite.engines`), each engine created once per size. Each
 GPU region is timed between ``cuda.synchronize()`` calls, after a warm-up
-(which also compiles the kernels), as the median of repeats. The CPU path
+(which also compiles the kernels), as the median of repeats; results stay
+on the device while timed (as in a solve) and are copied to the host only
+to compare the two paths. The CPU path
 is measured in the same run, with fewer repeats.
 
 The table is printed as markdown and, when ``$OUT`` is set, also written
@@ -170,9 +172,18 @@ def bench_size(table, shape, k, cfg):
         return median_time(fn, reps[name], syncs[name])
 
     def both(step, fn, notes=lambda out: ""):
-        """Time ``fn(setup)`` on both engines; ``notes`` compares their host results."""
+        """Time ``fn(setup)`` on both engines; ``notes`` compares their results.
+
+        ``fn`` returns engine arrays (or a tuple of them), which stay on the
+        device while timed, as they do in a solve; they are copied to the
+        host afterwards, for ``notes`` only.
+        """
         t = {name: timed(name, lambda s=setups[name]: fn(s)) for name in ("cpu", "cuda")}
-        out = {name: fn(setups[name]) for name in ("cpu", "cuda")}
+        out = {}
+        for name in ("cpu", "cuda"):
+            res = fn(setups[name])
+            out[name] = (tuple(host(setups[name], a) for a in res) if isinstance(res, tuple)
+                         else host(setups[name], res))
         table.add(size, step, t["cpu"], t["cuda"], notes(out))
         return t, out
 
@@ -180,9 +191,9 @@ def bench_size(table, shape, k, cfg):
         return setup["eng"].to_host(arr)
 
     def blur_ops():
-        both("forward A x", lambda s: host(s, s["eng"].forward(s["x"], s["w"])),
+        both("forward A x", lambda s: s["eng"].forward(s["x"], s["w"]),
              lambda o: f"max abs diff {np.max(np.abs(o['cpu'] - o['cuda'])):.1e}")
-        both("adjoint A^T y", lambda s: host(s, s["eng"].adjoint(s["b"], s["w"])),
+        both("adjoint A^T y", lambda s: s["eng"].adjoint(s["b"], s["w"]),
              lambda o: f"max abs diff {np.max(np.abs(o['cpu'] - o['cuda'])):.1e}")
 
     def fista_iter():
@@ -210,14 +221,12 @@ def bench_size(table, shape, k, cfg):
         t_grid, grid = both(f"{label}grid search, {cands.size} candidates",
                             lambda s: searches[s["eng"].name].grid(s["x"], cands, 1)[0],
                             lambda o: "same index at %.2f %% of pixels" % (
-                                100 * np.mean(host(setups["cpu"], o["cpu"]) ==
-                                              host(setups["cuda"], o["cuda"]))))
-        idx = {name: setups[name]["eng"].asarray(host(setups["cpu"], grid["cpu"]), np.int32)
-               for name in setups}
+                                100 * np.mean(o["cpu"] == o["cuda"])))
+        idx = {name: setups[name]["eng"].asarray(grid["cpu"], np.int32) for name in setups}
 
         def refine(s):
             name = s["eng"].name
-            return [host(s, a) for a in searches[name].refine(s["x"], cands, idx[name], 1e-2)]
+            return tuple(searches[name].refine(s["x"], cands, idx[name], 1e-2))
         t_gold, gold = both(f"{label}golden-section refinement (tol 1 cm)", refine,
                             lambda o: "median abs dZ %.1e m, loss sum rel. diff %.1e" % (
                                 np.median(np.abs(o["cpu"][0] - o["cuda"][0])),

@@ -166,6 +166,14 @@ class DepthSearch:
         self.optics = engine.optics(thin_lens_coefficients(camera), camera.psf)
         self.shape = tuple(int(s) for s in b.shape[2:])
         self.radius_step = DISC_RADIUS_STEP if camera.psf == "disc" else None
+        self._cands = None   # (bytes, engine array) of the last candidates refined around
+
+    def _on_engine(self, cands):
+        """``cands`` on the engine, copied once: a solve refines around the same grid every epoch."""
+        key = np.asarray(cands, dtype=np.float32).tobytes()
+        if self._cands is None or self._cands[0] != key:
+            self._cands = (key, self.engine.asarray(cands))
+        return self._cands[1]
 
     def loss(self, x, depth, out=None):
         """Per-pixel loss ``sum_f sum_c (b - A(depth) x)^2``."""
@@ -189,8 +197,8 @@ class DepthSearch:
         n_f, n_c = radii.shape[1], int(x.shape[0])
         chunk = eng.grid_chunk(len(cands), self.shape, n_f, n_c)
         volume = eng.scratch("grid_volume", (chunk,) + self.shape)
-        best = eng.full(self.shape, np.inf)
-        index = eng.full(self.shape, 0, np.int32)
+        best = eng.empty(self.shape)                  # the first fold_min fills them
+        index = eng.empty(self.shape, np.int32)
         for n0 in range(0, len(cands), chunk):
             part = radii[n0:n0 + chunk]
             losses = volume[:len(part)]
@@ -257,7 +265,7 @@ class DepthSearch:
         if evaluations is None:
             evaluations = _scalar.golden_steps(cands, depth_tol) + 3
         state = eng.empty((_scalar.STATE_ROWS,) + self.shape)
-        eng.golden_init(state, eng.asarray(cands), index)
+        eng.golden_init(state, self._on_engine(cands), index)
         eng.golden_search(x, self.b, state, self.optics, self.k, evaluations)
         return state[_scalar.BEST_Z], state[_scalar.BEST_F]
 

@@ -140,3 +140,20 @@ def test_options_are_keyword_only(scene):
         dl.grid_search(s.aif, stack, CAM, [1.0, 2.0], K)
     with pytest.raises(TypeError):
         dl.depth_step(s.aif, stack, CAM, [1.0, 2.0], K)
+
+
+def test_fold_min_over_chunks_equals_argmin():
+    # The grid search folds its candidates in chunks; the first chunk
+    # (n0 == 0) starts the minimum whatever best and index held before.
+    from dfd_lite.engines.cpu import CpuEngine
+
+    eng = CpuEngine()
+    rng = np.random.default_rng(3)
+    volume = rng.random((7, 5, 6)).astype(np.float32)
+    volume[4, 0, 0] = volume[2, 0, 0]       # a tie: the first candidate wins
+    best = np.full((5, 6), -1.0, np.float32)  # garbage the first fold must ignore
+    index = np.full((5, 6), 99, np.int32)
+    for n0 in (0, 3, 5):
+        eng.fold_min(volume[n0:n0 + (3 if n0 == 0 else 2)], n0, best, index)
+    np.testing.assert_array_equal(index, np.argmin(volume, axis=0))
+    np.testing.assert_array_equal(best, volume.min(axis=0))

@@ -43,7 +43,7 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
                                                   per-pixel loss of m constant depths (radius_bank)
     box_mean(volume, window)                      in place, edges repeated
     guided_mean(volume, guide, window, eps)       in place: guided filter of every map by one image
-    fold_min(volume, n0, best, index)             running minimum over candidates
+    fold_min(volume, n0, best, index)             running minimum over candidates (n0 == 0 starts it)
     golden_init(state, cands, index)
     golden_search(x, b, state, optics, k, evaluations)   evaluate, then _scalar.golden_advance, repeated
     keep_better(depth, loss, prev_depth, prev_loss, kept)

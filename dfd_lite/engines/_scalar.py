@@ -202,10 +202,16 @@ def tv_project_at(p, y, xx, bound):
 def fold_min(volume, n0, best, index, i):
     """Fold candidates ``n0, n0 + 1, ...`` (rows of ``volume``) into pixel ``i``'s running minimum.
 
-    Strict comparison: of equal losses the first candidate wins.
+    ``n0 == 0`` starts the minimum: ``best`` and ``index`` are written, not
+    read (so they need no filling first). Strict comparison: of equal
+    losses the first candidate wins.
     """
-    cur = best[i]
-    cur_i = index[i]
+    if n0 == 0:
+        cur = np.float32(np.inf)
+        cur_i = 0
+    else:
+        cur = best[i]
+        cur_i = index[i]
     for j in range(volume.shape[0]):
         v = volume[j, i]
         if v < cur:

@@ -34,32 +34,40 @@ _golden_advance = device_function(_scalar.golden_advance)
 _keep_better = device_function(_scalar.keep_better)
 
 
+# Outputs per thread along the blurred axis in the bank's two passes: a
+# thread reads k + BANK_RUN - 1 staged pixels for BANK_RUN outputs.
+BANK_RUN = 4
+
+
 @functools.lru_cache(maxsize=None)
 def gaussian_bank_kernel(k):
     """The grid search's Gaussian blur bank, for PSF windows of ``k`` pixels.
 
     ``k`` is a compile-time constant, as in :func:`golden_kernel`.
     """
+    run = BANK_RUN
+
     def kernel(x, wu, bank, cs, per_block):
         # bank[u, c] = image x blurred with the 1-D taps wu[u] along columns,
         # then rows, zero outside x, for the bank radii u of this block
         # (blockIdx.z * per_block onwards). The block stages its tile of x
-        # (plus a K // 2 halo, cs channels at a time) in shared memory once,
+        # (plus a k // 2 halo, cs channels at a time) in shared memory once,
         # then for each radius blurs the tile's columns into a second shared
         # buffer and its rows from there: every pixel of x is read from global
-        # memory once per block, not once per radius and pass.
+        # memory once per block, not once per radius and pass. Each thread
+        # makes `run` neighbouring outputs of a pass from one sliding window
+        # of k + run - 1 staged values, held in registers.
         n_u, n_c, height, width = bank.shape
         half = k // 2
         smem = cuda.shared.array(0, dtype=float32)
         taps = cuda.local.array(k, dtype=float32)   # registers, once unrolled
-        side = cuda.blockDim.x
+        acc = cuda.local.array(run, dtype=float32)
+        side = cuda.blockDim.x                      # a multiple of run
+        groups = side // run
         y0 = cuda.blockIdx.y * side
         x0 = cuda.blockIdx.x * side
-        span = side + 2 * half              # the tile's rows and columns
-        col_base = cs * span * span         # the column pass's buffer: (cs, side, span)
-        py = y0 + cuda.threadIdx.y
-        px = x0 + cuda.threadIdx.x
-        inside = py < height and px < width
+        span = side + 2 * half                      # the tile's rows and columns
+        col_base = cs * span * span                 # the column pass's buffer: (cs, side, span)
         tid = cuda.threadIdx.y * side + cuda.threadIdx.x
         nth = side * side
         margin = (x.shape[1] - height) // 2
@@ -70,26 +78,51 @@ def gaussian_bank_kernel(k):
             for u in range(u0, min(n_u, u0 + per_block)):
                 for a in range(k):
                     taps[a] = wu[u, a]
-                # columns: output (ci, i, j) is tile column j blurred at row i
-                for s in range(tid, n_s * side * span, nth):
-                    ci = s // (side * span)
-                    r = s - ci * side * span
-                    src = ci * span * span + r   # tile (ci, i, j): r = i * span + j
-                    acc = F0
-                    for a in range(k):
-                        acc += taps[a] * smem[src + a * span]
-                    smem[col_base + s] = acc
+                # columns: item (ci, g, j) makes rows g * run .. + run - 1 of
+                # tile column j (neighbouring threads: neighbouring columns)
+                for item in range(tid, n_s * groups * span, nth):
+                    ci = item // (groups * span)
+                    rest = item - ci * groups * span
+                    g = rest // span
+                    j = rest - g * span
+                    src = ci * span * span + g * run * span + j
+                    for r in range(run):
+                        acc[r] = F0
+                    for m in range(k + run - 1):
+                        v = smem[src + m * span]
+                        for r in range(run):
+                            if m - r >= 0 and m - r < k:
+                                acc[r] += taps[m - r] * v
+                    dst = col_base + ci * side * span + g * run * span + j
+                    for r in range(run):
+                        smem[dst + r * span] = acc[r]
                 cuda.syncthreads()
-                if inside:
-                    for ci in range(n_s):
-                        src = (col_base + ci * side * span + cuda.threadIdx.y * span
-                               + cuda.threadIdx.x)
-                        acc = F0
-                        for a in range(k):
-                            acc += taps[a] * smem[src + a]
-                        bank[u, c0 + ci, py, px] = acc
+                # rows: item (ci, i, g) makes pixels g * run .. + run - 1 of
+                # row i (neighbouring threads: a row's groups, then rows)
+                for item in range(tid, n_s * side * groups, nth):
+                    ci = item // (side * groups)
+                    rest = item - ci * side * groups
+                    i = rest // groups
+                    g = rest - i * groups
+                    src = col_base + ci * side * span + i * span + g * run
+                    for r in range(run):
+                        acc[r] = F0
+                    for m in range(k + run - 1):
+                        v = smem[src + m]
+                        for r in range(run):
+                            if m - r >= 0 and m - r < k:
+                                acc[r] += taps[m - r] * v
+                    py = y0 + i
+                    if py < height:
+                        for r in range(run):
+                            px = x0 + g * run + r
+                            if px < width:
+                                bank[u, c0 + ci, py, px] = acc[r]
                 cuda.syncthreads()  # the next radius overwrites the column buffer
-    return cuda.jit(kernel)
+    # Four blocks of 256 threads per multiprocessor: 64 registers a thread
+    # and no spilling at k = 11 and 23 (ptxas for sm_90; 123 and 168
+    # unbounded, which would leave room for two blocks and one).
+    return tuned_kernel(kernel, (256, 4))
 
 
 @cuda.jit
