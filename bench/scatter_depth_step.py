@@ -103,8 +103,9 @@ def spread(x, index, bank, light, cover):
 
 
 @numba.njit(cache=True)
-def loss_change(x, b, bank, light, cover, q0, q1, cur, new, margin):
-    """Scatter-loss change if pixel ``(q0, q1)`` moves from candidate ``cur`` to ``new``."""
+def disc_change(x, b, bank, light, cover, q0, q1, cur, new, margin, apply):
+    """Pixel ``(q0, q1)`` from candidate ``cur`` to ``new``: the scatter-loss change over
+    pixels ``margin`` or more from the frame, or (``apply``) the move itself, everywhere."""
     n_f, _, k, _ = bank.shape
     n_c, h, w = x.shape
     half = k // 2
@@ -123,30 +124,16 @@ def loss_change(x, b, bank, light, cover, q0, q1, cur, new, margin):
                     continue
                 cov = cover[f, p0, p1]
                 for c in range(n_c):
-                    before = light[f, c, p0, p1] / cov - b[f, c, p0, p1]
-                    after = (light[f, c, p0, p1] + dc * x[c, q0, q1]) / (cov + dc) - b[f, c, p0, p1]
-                    delta += after * after - before * before
+                    if apply:
+                        light[f, c, p0, p1] += dc * x[c, q0, q1]
+                    else:
+                        before = light[f, c, p0, p1] / cov - b[f, c, p0, p1]
+                        after = ((light[f, c, p0, p1] + dc * x[c, q0, q1]) / (cov + dc)
+                                 - b[f, c, p0, p1])
+                        delta += after * after - before * before
+                if apply:
+                    cover[f, p0, p1] = cov + dc
     return delta
-
-
-@numba.njit(cache=True)
-def move(x, bank, light, cover, q0, q1, cur, new):
-    n_f, _, k, _ = bank.shape
-    n_c, h, w = x.shape
-    half = k // 2
-    for f in range(n_f):
-        for a in range(k):
-            p0 = q0 + a - half
-            if p0 < 0 or p0 >= h:
-                continue
-            for bb in range(k):
-                p1 = q1 + bb - half
-                if p1 < 0 or p1 >= w:
-                    continue
-                dc = bank[f, new, a, bb] - bank[f, cur, a, bb]
-                cover[f, p0, p1] += dc
-                for c in range(n_c):
-                    light[f, c, p0, p1] += dc * x[c, q0, q1]
 
 
 @numba.njit(cache=True)
@@ -176,11 +163,12 @@ def sweep(x, b, index, bank, light, cover, visit, reach, margin):
         best, best_n = 0.0, cur
         for j in range(m):
             if proposals[j] != cur:
-                d = loss_change(x, b, bank, light, cover, q0, q1, cur, proposals[j], margin)
+                d = disc_change(x, b, bank, light, cover, q0, q1, cur, proposals[j], margin,
+                                False)
                 if d < best:
                     best, best_n = d, proposals[j]
         if best_n != cur:
-            move(x, bank, light, cover, q0, q1, cur, best_n)
+            disc_change(x, b, bank, light, cover, q0, q1, cur, best_n, 0, True)
             index[q0, q1] = best_n
             moves += 1
     return moves
