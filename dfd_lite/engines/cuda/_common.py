@@ -36,8 +36,9 @@ SHARED_LIMIT = 48 * 1024    # bytes of dynamic shared memory a block may use
 SHARED_TARGET = 24 * 1024   # stage fewer channels at once beyond this (occupancy)
 # Bank radii one block of the grid search's blur bank computes from its
 # staged tile: more re-use the tile, fewer leave more blocks to spread. On
-# an H200, 8 -> 32 took the bank from 1.43 to 1.35 ms at 240 x 320 (k = 11)
-# and from 12.9 to 11.4 ms at 480 x 640 (k = 23); 2 took 2.1 and 19 ms.
+# an H200 (317 radii), 16 / 32 / 64 took 1.03 / 0.98 / 1.01 ms at 240 x 320
+# (k = 11) and 7.30 / 6.94 / 6.87 ms at 480 x 640 (k = 23); 8 and fewer
+# were slower still (bench/results/cuda_h200_depth_probe_2026-11-30.md).
 BANK_RADII_PER_BLOCK = 32
 # The most blocks a launch may have along its third axis (CUDA's limit).
 MAX_GRID_Z = 65535
