@@ -60,10 +60,8 @@ def regions(scene):
 
 def split(depth, scene, masks):
     err = np.where(scene.valid, (depth - scene.depth) ** 2, 0.0)
-    total = err.sum()
-    rmse = np.sqrt(err[scene.valid.astype(bool)].mean())
-    shares = [100 * err[m].sum() / total for m in masks]
-    return rmse, shares
+    shares = [100 * err[m].sum() / err.sum() for m in masks]
+    return dl.depth_metrics(depth, scene.depth, mask=scene.valid)["rmse"], shares
 
 
 def main(argv=None):

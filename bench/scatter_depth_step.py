@@ -207,10 +207,10 @@ def main():
     valid = scene.valid.astype(bool) & inner
 
     def rmse(depth):
-        return float(np.sqrt(np.mean((depth - scene.depth)[valid] ** 2)))
+        return dl.depth_metrics(depth, scene.depth, mask=valid)["rmse"]
 
     def psnr(aif):
-        return float(10 * np.log10(1 / np.mean((aif - scene.aif)[MARGIN:-MARGIN, MARGIN:-MARGIN] ** 2)))
+        return dl.psnr(aif, scene.aif, mask=inner)
 
     def nearest(depth):
         return np.abs(depth[..., None] - cands[None, None, :]).argmin(-1)

@@ -145,7 +145,7 @@ def test_disc_bank_losses_blend_two_exact_discs():
 
 def test_disc_grid_bank_picks_nearly_the_exact_candidates():
     # the quantised bank (DISC_RADIUS_STEP) against exact radii on one scene:
-    # the loss maps stay close and the refined depths agree
+    # the loss maps stay close and the grid's picks agree
     from dfd_lite.depth import DISC_RADIUS_STEP
     scene = dl.synthetic_scene((40, 48), seed=5)
     stack = dl.render_stack(scene.aif, scene.depth, DISC, kernel_size=15)

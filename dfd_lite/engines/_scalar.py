@@ -260,6 +260,17 @@ def disc_rows(radius, kernel_size):
     return out
 
 
+def disc_bank_rows(radius, kernel_size):
+    """Row half-widths and ``1 / area`` of the model's disc for a 1-D array of radii, on the host.
+
+    Returns float32 ``(U, K)`` (:func:`disc_rows`) and ``(U,)``: every row
+    ``a`` is a box of width ``2 * hw[a]``, so the area is their sum. What the
+    engines' constant-depth blur banks read.
+    """
+    hw = disc_rows(radius, kernel_size)
+    return hw.astype(np.float32), (1.0 / (2.0 * hw.sum(-1))).astype(np.float32)
+
+
 def psf_taps(radius, kernel_size, psf):
     """The model's 2-D PSF in a ``kernel_size`` window, for radii of any shape, on the host.
 

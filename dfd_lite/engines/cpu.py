@@ -412,11 +412,10 @@ class CpuEngine:
         # candidates and slices share a few), then each candidate reads it.
         bank = radius_bank(radii, radius_step)
         if psf == "disc":
-            hw = _scalar.disc_rows(bank.radii, k)                           # (U, K)
-            inv_area = (1.0 / (2.0 * hw.sum(-1))).astype(np.float32)
+            hw, inv_area = _scalar.disc_bank_rows(bank.radii, k)           # (U, K), (U,)
             xpad = _pad(x, b.shape[2:], k // 2 + 1)
-            disc_bank_losses_kernel(xpad, prefix_sums(xpad), b, hw.astype(np.float32), inv_area,
-                                    bank.lower, bank.weight, out)
+            disc_bank_losses_kernel(xpad, prefix_sums(xpad), b, hw, inv_area, bank.lower,
+                                    bank.weight, out)
         else:
             _gaussian_bank_losses_kernel(_pad(x, b.shape[2:], k // 2), b,
                                          _scalar.gaussian_taps(bank.radii, k), bank.lower,

@@ -222,10 +222,8 @@ class CudaEngine:
         if self._bank_plan is None or self._bank_plan[0] != key:
             plan = radius_bank(radii, radius_step)
             if psf == "disc":   # the rows dy >= 0 of each disc, and 1 / its area
-                rows = _scalar.disc_rows(plan.radii, k)[:, k // 2:]
-                taps = (to_device(rows.astype(np.float32)),
-                        to_device((1.0 / (2.0 * rows[:, 0] + 4.0 * rows[:, 1:].sum(1)))
-                                  .astype(np.float32)))
+                rows, inv_area = _scalar.disc_bank_rows(plan.radii, k)
+                taps = (to_device(rows[:, k // 2:]), to_device(inv_area))
             else:
                 taps = to_device(_scalar.gaussian_taps(plan.radii, k))
             self._bank_plan = (key, plan.radii.size,
