@@ -26,7 +26,7 @@ from .aif import FistaResult, fista, focus_stack, lipschitz_constant, sharpness,
 from .depth import (DepthResult, depth_candidates, depth_loss_volume, depth_step,
                     golden_section_refine, golden_section_search, grid_search, pixel_loss)
 from .solve import SolveResult, StepRecord, solve
-from .fill import fill_depth
+from .fill import fill_depth, weighted_median_depth
 from .metrics import depth_metrics, psnr
 from .data import (Scene, focal_stack, load_stack, middlebury_scene, save_stack,
                    synthetic_scene)
@@ -47,7 +47,7 @@ __all__ = [
     "FistaResult", "fista", "focus_stack", "lipschitz_constant", "sharpness", "tv_deconvolve",
     "DepthResult", "depth_candidates", "depth_loss_volume", "depth_step",
     "golden_section_refine", "golden_section_search", "grid_search", "pixel_loss",
-    "SolveResult", "StepRecord", "solve", "fill_depth",
+    "SolveResult", "StepRecord", "solve", "fill_depth", "weighted_median_depth",
     "depth_metrics", "psnr",
     "Scene", "focal_stack", "load_stack", "middlebury_scene", "save_stack", "synthetic_scene",
     "MOBILE_DEPTH_SCENES", "load_mobile_depth", "load_nyuv2", "nyuv2_camera", "nyuv2_count",

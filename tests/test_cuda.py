@@ -265,6 +265,15 @@ def test_solve_cuda_matches_cpu(scene):
     diff = np.abs(r_gpu.depth - r_cpu.depth)
     assert np.mean(diff <= 1e-3) > 0.9 and np.max(diff) <= 0.05
     np.testing.assert_allclose(r_gpu.aif, r_cpu.aif, atol=1e-3)
+    # the noisy-stack ending: a windowed search, the weighted median (on the
+    # host), and the residual at the median's depth (on the engine)
+    kw.update(window=3, median_radius=1)
+    m_gpu = dl.solve(gray, CAM, backend="cuda", **kw)
+    m_cpu = dl.solve(gray, CAM, backend="cpu", **kw)
+    assert m_gpu.median_radius == m_cpu.median_radius == 1
+    diff = np.abs(m_gpu.depth - m_cpu.depth)
+    assert np.mean(diff <= 1e-3) > 0.9 and np.max(diff) <= 0.05
+    assert m_gpu.residual_rms == pytest.approx(m_cpu.residual_rms, rel=1e-3)
 
 
 # --- choosing the backend ----------------------------------------------------

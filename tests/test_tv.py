@@ -8,7 +8,7 @@ import dfd_lite as dl
 from dfd_lite import engines
 from dfd_lite.aif import tv_objective
 from dfd_lite.solve import (MODEL_CHECK_EPOCH, MODEL_CHECK_LEVEL, MODEL_ERROR_RATIO, NOISE_FREE,
-                            noise_defaults, noise_floor)
+                            NOISE_FREE_AIF_GROWTH, noise_defaults, noise_floor)
 
 CAM = dl.Camera.nyuv2()
 CPU = engines.resolve("cpu")
@@ -121,6 +121,26 @@ def test_solve_on_a_clean_stack_is_the_papers_solver():
     assert auto.window == 1 and auto.tv_weight == 0.0 and auto.noise_std < NOISE_FREE
     np.testing.assert_array_equal(auto.depth, paper.depth)
     np.testing.assert_array_equal(auto.aif, paper.aif)
+
+
+def _image_budgets(result):
+    return [rec.num_iters for rec in result.history if rec.step == "aif"]
+
+
+def test_image_budget_grows_only_on_noise_free_stacks():
+    scene = dl.synthetic_scene((32, 40), seed=5)
+    stack = dl.render_stack(scene.aif, scene.depth, CAM, kernel_size=7)
+    kwargs = dict(kernel_size=7, num_depths=20, num_epochs=4, aif_num_iters=20,
+                  depth_range=(0.5, 8.0), model_check=False, progress=False, backend="cpu")
+    grown = [int(round(20 * NOISE_FREE_AIF_GROWTH ** e)) for e in range(4)]
+    assert grown[-1] > grown[0]
+    assert _image_budgets(dl.solve(stack, CAM, noise_std=0.0, **kwargs)) == grown
+    # told the stack is noisy (the priors passed, so only the budget's rule differs)
+    noisy = dl.solve(stack, CAM, noise_std=0.01, window=1, tv_weight=0.0, **kwargs)
+    assert _image_budgets(noisy) == [20] * 4
+    # an explicit growth is used as given, whatever the noise
+    assert _image_budgets(dl.solve(stack, CAM, noise_std=0.01, aif_growth=1.5,
+                                   **kwargs)) == [20, 30, 45, 68]
 
 
 def test_solve_with_the_prior_never_raises_its_objective():
@@ -274,6 +294,11 @@ def test_model_check_starts_again_with_priors_on_model_error():
     assert steps.count("prior") == 1 and steps[restart] == "prior", steps
     assert res.restarted
     assert steps[:restart] == ["init"] + ["depth", "aif"] * MODEL_CHECK_EPOCH
+    # a noise-free stack's growing image budget stops growing at the restart
+    budgets = _image_budgets(res)
+    assert budgets[:MODEL_CHECK_EPOCH] == [int(round(40 * NOISE_FREE_AIF_GROWTH ** e))
+                                           for e in range(MODEL_CHECK_EPOCH)]
+    assert budgets[MODEL_CHECK_EPOCH:] == [40] * (len(budgets) - MODEL_CHECK_EPOCH)
     assert res.window == 1 and res.tv_weight > 0 and res.noise_std < NOISE_FREE
     # the new start's prior: the noise rule's at the residual the check saw,
     # which the fit under the prior keeps (up to a third either way)
