@@ -27,9 +27,9 @@ from . import _validate as V
 
 __all__ = ["fill_depth", "weighted_median_depth", "MAX_RADIUS"]
 
-#: Largest neighbourhood radius the filters accept (pixels): each output
-#: pixel visits ``(2 radius + 1)^2`` neighbours, 40 401 at this radius
-#: (the solve's median uses 81); beyond it a typo would run for hours.
+#: The largest neighbourhood radius, in pixels, that the filters accept.
+#: Each output pixel visits ``(2 radius + 1)^2`` neighbours, 40 401 at this
+#: radius (the solve's median uses 81); beyond it a typo would run for hours.
 MAX_RADIUS = 100
 
 
