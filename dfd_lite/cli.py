@@ -270,6 +270,7 @@ def _solve(args):
                          "tv_weight": result.tv_weight},
             "noise_std": result.noise_std,
             "residual_rms": result.residual_rms,
+            "spread": result.spread,
             "alignment": None if alignment is None else {
                 "reference": int(alignment.reference),
                 "largest_move_px": [float(v) for v in moved],

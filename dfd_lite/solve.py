@@ -19,6 +19,11 @@ non-increasing. With a window (the default on noisy stacks) the safeguard
 compares losses aggregated over the window instead, a prior on depth that
 the recorded objective does not include, so that record may rise slightly.
 
+For the disc a last stage follows (``spread="scatter"``): the same two
+steps on the scatter model of :mod:`dfd_lite.scatter`, in which light
+spreads from every point with the PSF of its own depth, as it does at
+depth edges; its result is kept only if it explains the stack better.
+
 The alternation is written once: the engine chosen by ``backend`` holds the
 stack, the image and the depth for the whole solve, and only the records
 come back to the host until the end.
@@ -41,8 +46,10 @@ from .depth import AGGREGATIONS, DepthSearch, check_candidates, check_depth_tol,
 from .fill import MAX_RADIUS, weighted_median_depth
 from .noise import estimate_noise
 from .optics import Camera, optics_kernel_size, resolve_kernel_size, warn_if_truncated
+from .scatter import ScatterEngine, canvas_depth, scatter_depth_sweeps
 
-__all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES", "noise_defaults", "NOISE_FREE",
+__all__ = ["solve", "SolveResult", "StepRecord", "BOUNDARIES", "SPREADS", "SCATTER_SWEEPS",
+           "SCATTER_SMOOTH", "noise_defaults", "NOISE_FREE",
            "NOISE_FREE_AIF_GROWTH", "MEDIAN_RADIUS", "MODEL_CHECK_EPOCH", "MODEL_CHECK_LEVEL",
            "MODEL_ERROR_RATIO", "noise_floor", "MIN_ESTIMATE_SIDE", "stack_noise_std"]
 
@@ -86,7 +93,9 @@ class SolveResult:
     depth : ndarray, shape (H, W), float32
         Estimated depth in metres, after the weighted median when
         ``median_radius`` > 0 (``depth_std`` describes the alternation's
-        own depth, before it).
+        own depth, before it), and from the scatter stage when ``spread``
+        is ``"scatter"`` (then ``depth_std`` is at least the new depth's
+        spread over its neighbours).
     aif : ndarray, shape (H, W, C) or (H, W), float32
         Estimated all-in-focus image, in the stack's value range.
     history : list of StepRecord
@@ -103,6 +112,10 @@ class SolveResult:
         The window over which the grid search aggregated each candidate's loss.
     median_radius : int
         Radius of the weighted median applied to the final depth (0: none).
+    spread : str
+        The model the returned depth and image come from: ``"gather"``, or
+        ``"scatter"`` when ``solve(spread="scatter")``'s last stage explained
+        the stack better (a lower ``residual_rms``) than the alternation.
     depth_std : ndarray, shape (H, W), float32
         A confidence map, an uncertainty of the depth in metres (small is
         confident). Two parts added in quadrature: the standard deviation
@@ -138,6 +151,7 @@ class SolveResult:
     tv_weight: float = None
     window: int = None
     median_radius: int = None
+    spread: str = None
     depth_std: np.ndarray = None
     residual_rms: float = None
 
@@ -158,7 +172,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
           spacing: str = "linear", init_aif=None, warm_start: bool = True,
           monotone: bool = False, boundary=None, noise_std=None, tv_weight=None,
           aggregation: str = "guided", median_radius=None, model_check: bool = True,
-          progress: bool = True, callback=None, backend="auto"):
+          spread=None, progress: bool = True, callback=None, backend="auto"):
     """Recover depth and an all-in-focus image from a focal stack.
 
     Parameters
@@ -268,6 +282,23 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         model is exact the residual falls to the noise, or is still falling
         fast, and nothing changes; with fewer than four epochs the check
         never runs.
+    spread : {"gather", "scatter"}, optional
+        How the model lets light spread. ``"gather"``: every pixel is the
+        image blurred with the PSF of its own depth, the paper's model,
+        used throughout the alternation. ``"scatter"``: after the
+        alternation (and the median), a last stage on the scatter model
+        (:mod:`dfd_lite.scatter`), where every point spreads its light
+        with the PSF of its own depth, as light does, and each pixel is
+        divided by its coverage: coordinate descent on the depth near
+        depth edges (:data:`SCATTER_SWEEPS` passes, with a small
+        smoothness prior :data:`SCATTER_SMOOTH`), an image step of
+        ``aif_num_iters`` iterations on that model, and the descent again.
+        The two models differ only at depth edges, which is where the
+        gather model's depth error sits on physically rendered stacks
+        (``bench/README.md``). Default: ``"gather"`` for the paper's
+        Gaussian, so its numbers reproduce; ``"scatter"`` for the disc.
+        The history records the stage as ``"scatter-depth"`` and
+        ``"scatter-aif"`` steps, their losses on the scatter model.
     progress : bool
         Show a tqdm progress bar over epochs.
     callback : callable, optional
@@ -341,6 +372,10 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
     margin = k // 2 + 1 if boundary == "extend" else 0
+    if spread is None:
+        spread = "scatter" if camera.psf == "disc" else "gather"
+    if spread not in SPREADS:
+        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
     # the canvas starts as the starting image mirrored beyond the frame
     canvas = np.pad(x0, ((margin, margin), (margin, margin), (0, 0)), mode="symmetric")
 
@@ -369,24 +404,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         iters = int(round(aif_num_iters * aif_growth ** epoch))
         weights = eng.weights(depth, search.optics, k)
         start = x if warm_start else eng.full(x.shape, 0.0)
-        if iters > 0:
-            lip = power_iteration(eng, weights, (h + 2 * margin, w + 2 * margin))
-            if tv_weight > 0:
-                new, objective = run_chambolle_pock(eng, weights, search.b, start,
-                                                    tv_weight=tv_weight, num_iters=iters,
-                                                    lipschitz=lip, lo=0.0, hi=upper)
-                # Chambolle-Pock's iterates converge but need not descend: keep
-                # the image it started from if that is still better, so the
-                # recorded objective never rises
-                x, loss = (new, objective[-1]) if objective[-1] <= objective[0] else \
-                    (start, objective[0])
-            else:
-                x, objective = run_fista(eng, weights, search.b, start, num_iters=iters,
-                                         lipschitz=lip, lo=0.0, hi=upper, monotone=monotone)
-                loss = objective[-1]
-        else:
-            x = start
-            loss = tv_objective(eng, weights, search.b, x, tv_weight)
+        x, loss = _image_step(eng, weights, search.b, start, tv_weight=tv_weight,
+                              num_iters=iters, upper=upper, monotone=monotone)
         history.append(StepRecord(epoch, "aif", loss, time.perf_counter() - t0, iters))
         if callback is not None:
             callback(epoch, eng.to_host(depth).copy(), _to_image(eng.to_host(x), gray, margin),
@@ -421,10 +440,10 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     depth = eng.to_host(depth).copy()
     # ... and how much the estimate varies among its neighbours, where the
     # window mixes depths (edges) or the noise scatters them
-    spread = _local_std(depth, max(window, 3))
+    neighbour_spread = _local_std(depth, max(window, 3))
     # capped at the width of the searched range: where the loss is flat the
     # stack says no more than that the depth lies somewhere in it
-    depth_std = np.minimum(np.sqrt(np.square(depth_std) + np.square(spread)),
+    depth_std = np.minimum(np.sqrt(np.square(depth_std) + np.square(neighbour_spread)),
                            hi - lo).astype(np.float32)
     if isinstance(kernel_size, str) and kernel_size == "optics":  # a capped automatic window: say if the scene needed more
         warn_if_truncated(depth, camera, k)
@@ -437,11 +456,49 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         weights = eng.weights(eng.asarray(depth), search.optics, k)
     # how closely the model explains the stack, at the depth and image returned
     residual_rms = _residual_rms(eng, weights, search.b, x)
+    if spread == "scatter":
+        x_s, depth_s, records, residual_s = _scatter_stage(
+            eng, search, x, depth, k, margin=margin, tv_weight=tv_weight, upper=upper,
+            num_iters=aif_num_iters, step=spacing, depth_range=(lo, hi), epoch=num_epochs)
+        history.extend(records)
+        # The model that explains the stack better wins: where light really
+        # scatters, the scatter stage's residual is a third of the gather
+        # model's; where a stack was made by gathering, it is five times
+        # worse, and so is its depth (bench/README.md)
+        if residual_s < residual_rms:
+            aif = _to_image(eng.to_host(x_s), gray, margin)
+            depth, residual_rms = depth_s, residual_s
+            neighbour_spread = _local_std(depth, max(window, 3))   # the new depth's own
+            depth_std = np.minimum(np.maximum(depth_std, neighbour_spread),
+                                   hi - lo).astype(np.float32)
+        else:
+            spread = "gather"
     return SolveResult(depth=depth, aif=aif,
                        history=history, initial_aif=x0[..., 0] if gray else x0, kernel_size=k,
                        boundary=boundary, noise_std=noise_std, tv_weight=tv_weight, window=window,
-                       median_radius=median_radius,
+                       median_radius=median_radius, spread=spread,
                        depth_std=depth_std, residual_rms=residual_rms)
+
+
+#: How :func:`solve` may let light spread (``spread``).
+SPREADS = ("gather", "scatter")
+
+
+#: Coordinate-descent passes of the scatter stage's depth step, before and
+#: after its image step (``solve(spread="scatter")``). On the physically
+#: rendered Middlebury stack (240 x 320, disc) the depth error falls over
+#: the first six passes from the solve's depth and about levels off; three
+#: more after the image step take it further (``bench/README.md``).
+SCATTER_SWEEPS = (6, 3)
+
+
+#: Weight of the scatter stage's depth prior, ``sum |d_p - d_q|`` over
+#: 4-neighbours (metres), per slice and channel of an image in [0, 1]: in a
+#: textureless patch any depth explains the stack, and without a prior the
+#: descent wanders there. Chosen on the physically rendered Middlebury
+#: stack among 0, 3e-5, 1e-4, 2e-4, 1e-3 and 1e-2 for its 5 slices and 3
+#: channels (``bench/README.md``).
+SCATTER_SMOOTH = 2e-6
 
 
 #: Below this noise level (images in [0, 1]) a stack counts as noise-free:
@@ -536,6 +593,66 @@ def noise_defaults(noise_std):
     window = int(round(1200.0 * sigma + 3.0))
     window = min(max(window + (window + 1) % 2, 5), 21)
     return window, 0.1 * sigma
+
+
+def _image_step(eng, weights, b, start, *, tv_weight, num_iters, upper, monotone=False):
+    """The image step from ``start`` on any engine's operator; returns ``(x, objective)``.
+
+    FISTA without a prior, Chambolle-Pock with one; 0 iterations keeps ``start``.
+    """
+    if num_iters == 0:
+        return start, tv_objective(eng, weights, b, start, tv_weight)
+    lip = power_iteration(eng, weights, tuple(int(v) for v in start.shape[1:]))
+    if tv_weight > 0:
+        new, objective = run_chambolle_pock(eng, weights, b, start, tv_weight=tv_weight,
+                                            num_iters=num_iters, lipschitz=lip, lo=0.0, hi=upper)
+        # Chambolle-Pock's iterates converge but need not descend: keep the
+        # image it started from if that is still better, so the recorded
+        # objective never rises
+        return (new, objective[-1]) if objective[-1] <= objective[0] else (start, objective[0])
+    x, objective = run_fista(eng, weights, b, start, num_iters=num_iters, lipschitz=lip, lo=0.0,
+                             hi=upper, monotone=monotone)
+    return x, objective[-1]
+
+
+def _scatter_stage(eng, search, x, depth, k, *, margin, tv_weight, upper, num_iters, step,
+                   depth_range, epoch, smooth=SCATTER_SMOOTH, sweeps=SCATTER_SWEEPS):
+    """The last stage of ``solve(spread="scatter")``: depth, image, depth on the scatter model.
+
+    ``smooth`` is the depth prior's weight per slice and channel (images in
+    [0, 1]), ``sweeps`` the passes before and after the image step.
+    Returns the image (engine array, on the canvas), the depth (host), the
+    :class:`StepRecord` list and the residual RMS on the frame.
+    """
+    model = ScatterEngine(eng)
+    b = eng.to_host(search.b)
+    b_canvas = model.pad_stack(search.b, margin)
+    n_f, n_c = b.shape[:2]
+    smooth = smooth * n_f * n_c * upper ** 2
+    # the descent runs on the host, whichever engine holds the rest
+    focus, coef, min_radius, psf = search.optics
+    host = engines.resolve("cpu", psf=psf)
+    host_optics = host.optics((eng.to_host(focus), eng.to_host(coef), min_radius), psf)
+    records = []
+
+    def depth_step(x, depth, sweeps):
+        t0 = time.perf_counter()
+        depth, _ = scatter_depth_sweeps(eng.to_host(x), b, depth, host_optics, k,
+                                        margin=margin, sweeps=sweeps, step=step,
+                                        depth_range=depth_range, smooth=smooth, engine=host)
+        weights = model.weights(canvas_depth(depth, margin), search.optics, k, margin)
+        loss = tv_objective(model, weights, b_canvas, x, tv_weight)
+        records.append(StepRecord(epoch, "scatter-depth", loss, time.perf_counter() - t0))
+        return depth, weights
+
+    depth, weights = depth_step(x, depth, sweeps[0])
+    t0 = time.perf_counter()
+    x, loss = _image_step(model, weights, b_canvas, x, tv_weight=tv_weight, num_iters=num_iters,
+                          upper=upper, monotone=True)
+    records.append(StepRecord(epoch, "scatter-aif", loss, time.perf_counter() - t0, num_iters))
+    depth, weights = depth_step(x, depth, sweeps[1])
+    data = tv_objective(model, weights, b_canvas, x, 0.0)
+    return x, depth, records, float(np.sqrt(2.0 * data / b.size))
 
 
 def _residual_rms(eng, weights, b, x):

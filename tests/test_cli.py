@@ -80,6 +80,7 @@ def test_solve_outputs(solved):
     assert io.read_image(solved / "report.png").shape[0] > 200
     report = json.loads((solved / "result.json").read_text())
     assert report["settings"]["num_epochs"] == 4 and report["camera"]["psf"] == "gaussian"
+    assert report["spread"] == "gather"     # the paper's Gaussian: no scatter stage
     assert len(report["alignment"]["scale"]) == 5
     # no breathing in this stack: the estimate moves nothing by half a pixel,
     # so no slice is resampled (which would blur it)

@@ -164,7 +164,7 @@ SCALARS = st.one_of(st.none(), st.booleans(), st.text(max_size=3),
 @FUZZ
 @given(st.sampled_from(["kernel_size", "num_depths", "num_epochs", "aif_num_iters", "window",
                         "depth_tol", "aif_growth", "depth_range", "spacing", "backend",
-                        "boundary", "median_radius"]),
+                        "boundary", "median_radius", "spread"]),
        SCALARS)
 def test_solve_options(name, value):
     kwargs = dict(kernel_size=3, num_depths=3, num_epochs=1, aif_num_iters=2, progress=False)

@@ -33,6 +33,7 @@ The primitives (planar float32 arrays: images ``(C, H, W)``, stacks
     prox_step(y, g, step, lo, hi, out)            clip(y - step g, lo, hi)
     extrapolate(new, old, beta, out)              new + beta (new - old)
     scale(a, factor, out)                         factor * a
+    multiply(a, m, out)                           a * m, the map m repeated over a's leading axes
     lincomb(a, alpha, b, beta, out)               alpha a + beta b
     tv_grad(x, out), tv_div(p, out)               forward differences (2, C, H, W), minus their adjoint
     tv_project(p, bound)                          each pixel of p onto the ball of radius bound

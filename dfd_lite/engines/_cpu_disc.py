@@ -68,24 +68,36 @@ def disc_weights_kernel(depth, focus, coef, min_radius, half_width, inv_area, ro
         f = job // height
         y = job % height
         row_extent[f, y, :] = 1
+        rows_of_pixel = np.empty(half + 1, dtype=np.float32)
         for xx in range(width):
             r = _blur_radius(depth[y, xx], focus[f], coef[f], min_radius)
-            # _scalar.disc_half_width row by row, sharing each boundary's
-            # chord integral between the two rows it separates; rows dy and
-            # -dy are the same, so only dy >= 0 is stored
-            lower = -_disc_chord_integral(r, 0.5)
-            total = 0.0
+            inv_area[f, y, xx] = 1.0 / disc_rows_at(r, half, rows_of_pixel)
             for dy in range(half + 1):
-                hw = 0.0
-                if dy - 0.5 < r:  # rows past the disc's edge are empty
-                    upper = _disc_chord_integral(r, dy + 0.5)
-                    hw = min(0.5 * (upper - lower), half + 0.5)
-                    lower = upper
+                hw = rows_of_pixel[dy]
                 half_width[f, dy, y, xx] = hw
-                total += 2.0 * hw if dy == 0 else 4.0 * hw
                 if hw > 0.0 and dy >= row_extent[f, y, xx // EXTENT_COLUMNS]:
                     row_extent[f, y, xx // EXTENT_COLUMNS] = dy + 1
-            inv_area[f, y, xx] = 1.0 / total
+
+
+@numba.njit(inline="always")
+def disc_rows_at(r, half, rows):
+    """Row half-widths of the model's disc of radius ``r`` into ``rows`` (``half + 1``); returns its area.
+
+    :func:`~dfd_lite.engines._scalar.disc_half_width` for ``dy = 0 .. half``,
+    each boundary's chord integral shared by the two rows it separates
+    (rows ``dy`` and ``-dy`` are the same, so only ``dy >= 0`` is kept).
+    """
+    lower = -_disc_chord_integral(r, 0.5)
+    total = 0.0
+    for dy in range(half + 1):
+        hw = 0.0
+        if dy - 0.5 < r:  # rows past the disc's edge are empty
+            upper = _disc_chord_integral(r, dy + 0.5)
+            hw = min(0.5 * (upper - lower), half + 0.5)
+            lower = upper
+        rows[dy] = hw
+        total += 2.0 * hw if dy == 0 else 4.0 * hw
+    return total
 
 
 @numba.njit(inline="always")

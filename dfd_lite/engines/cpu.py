@@ -368,6 +368,9 @@ class CpuEngine:
     def scale(self, a, factor, out):
         return np.multiply(a, np.float32(factor), out=out)
 
+    def multiply(self, a, m, out):
+        return np.multiply(a, m, out=out)
+
     def lincomb(self, a, alpha, b, beta, out):
         # alpha a + beta b; out may be a or b (b's term is formed first)
         term = np.float32(beta) * b

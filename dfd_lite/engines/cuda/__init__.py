@@ -157,6 +157,10 @@ class CudaEngine:
         _red.scale_kernel[blocks1(out.size), TPB](flat(a), np.float32(factor), flat(out))
         return out
 
+    def multiply(self, a, m, out):
+        _red.multiply_kernel[blocks1(out.size), TPB](flat(a), flat(m), flat(out))
+        return out
+
     def lincomb(self, a, alpha, b, beta, out):
         _red.lincomb_kernel[blocks1(out.size), TPB](flat(a), np.float32(alpha), flat(b),
                                                     np.float32(beta), flat(out))

@@ -63,6 +63,14 @@ def sum_sq_kernel(a, b, subtract, out):
 
 
 @cuda.jit
+def multiply_kernel(a, m, out):
+    # out = a * m, with m repeated over a's leading axes (a map times every channel)
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = a[i] * m[i % m.size]
+
+
+@cuda.jit
 def lincomb_kernel(a, alpha, b, beta, out):
     # out = alpha a + beta b (out may be a or b: each element is read first)
     i = cuda.grid(1)
