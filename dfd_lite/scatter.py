@@ -32,6 +32,7 @@ import numba
 import numpy as np
 import scipy.ndimage as ndi
 
+from . import _validate as V
 from .engines import _scalar
 from .engines._cpu_disc import disc_rows_at
 
@@ -308,6 +309,9 @@ def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_
         The canvas margin (pixels), the passes, the depth step tried on top
         of the neighbours' depths (metres), the depths allowed and the
         neighbourhood's reach (pixels).
+    smooth : float
+        Weight of the depth prior ``sum |d_p - d_q|`` over 4-neighbours, in
+        the stack's squared units per metre (0: none).
     engine
         The CPU engine: the running sums start from its operator.
 
@@ -317,7 +321,19 @@ def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_
     moves : list of int
         The moves made in each sweep.
     """
+    depth = np.asarray(depth)
+    margin = V.as_positive_int(margin, "margin", minimum=0)
+    sweeps = V.as_positive_int(sweeps, "sweeps", minimum=0)
+    reach = V.as_positive_int(reach, "reach", minimum=1)
+    step = V.as_real(step, "step", above=0.0)
+    smooth = V.as_real(smooth, "smooth", at_least=0.0)
+    if np.ndim(b) != 4 or depth.shape != np.shape(b)[2:]:
+        raise ValueError(f"b must be a planar stack (F, C, H, W) over depth's {depth.shape}, "
+                         f"got shape {np.shape(b)}")
     h, w = depth.shape
+    want = (np.shape(b)[1], h + 2 * margin, w + 2 * margin)
+    if np.shape(x) != want:
+        raise ValueError(f"x must be the image on the canvas, shape {want}, got {np.shape(x)}")
     depth_c = canvas_depth(depth, margin).astype(np.float64)
     weights = ScatterEngine(engine).weights(depth_c.astype(np.float32), optics, k, margin)
     frame = (slice(margin, margin + h), slice(margin, margin + w))
@@ -326,14 +342,15 @@ def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_
     light = np.stack([engine.adjoint(x[None].astype(np.float32), wf)[(slice(None),) + frame]
                       for wf in weights.per_slice]).astype(np.float64)
     focus, coef, min_radius, psf = optics
+    x64, b64 = np.asarray(x, np.float64), np.asarray(b, np.float64)
     moves = []
     for _ in range(sweeps):
         visit = edge_pixels(depth_c[frame], step, reach) + margin
-        moves.append(_sweep_kernel(np.asarray(x, np.float64), np.asarray(b, np.float64), depth_c,
+        moves.append(_sweep_kernel(x64, b64, depth_c,
                                    light, cover, visit, np.asarray(focus, np.float64),
                                    np.asarray(coef, np.float64), float(min_radius),
-                                   psf == "disc", k // 2, margin, reach, float(step),
-                                   float(depth_range[0]), float(depth_range[1]), float(smooth)))
+                                   psf == "disc", k // 2, margin, reach, step,
+                                   float(depth_range[0]), float(depth_range[1]), smooth))
         if moves[-1] == 0:
             break
     return depth_c[frame].astype(np.float32), moves

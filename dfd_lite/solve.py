@@ -65,10 +65,13 @@ class StepRecord:
     ----------
     epoch : int
         0-based epoch.
-    step : {"init", "depth", "aif", "prior"}
+    step : {"init", "depth", "aif", "prior", "scatter-depth", "scatter-aif"}
         ``"init"`` is the starting image under the first depth estimate;
         ``"prior"`` the same when the solve starts again with stronger
-        priors after its model check (``solve(model_check=True)``).
+        priors after its model check (``solve(model_check=True)``);
+        ``"scatter-depth"`` and ``"scatter-aif"`` are the two steps of the
+        scatter stage (``solve(spread="scatter")``), whose epoch is
+        ``num_epochs`` and whose losses are on the scatter model.
     loss : float
         ``0.5 ||A(Z) x - b||^2 + tv_weight TV(x)`` after the sub-step.
     seconds : float
@@ -387,7 +390,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     first = "init"     # the record of a start's first depth estimate
     checking, residual = model_check and any(adaptable), math.inf
     floor = noise_floor(noise_std / upper) * upper     # in the stack's units
-    bar = _progress(num_epochs, progress)
+    # the scatter stage counts as one more step of the bar
+    bar = _progress(num_epochs + (spread == "scatter"), progress)
     for epoch in range(num_epochs):
         t0 = time.perf_counter()
         depth, loss_map, _, _ = search.step(x, cands, window=window, aggregation=aggregation,
@@ -430,8 +434,6 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
                 x = eng.asarray(np.moveaxis(canvas, -1, 0))
                 depth = None
                 first = "prior"
-    if bar is not None:
-        bar.close()
     # a confidence: the depth's standard deviation from the loss curvature,
     # one candidate spacing either side (noise-free stacks: the noise floor)
     spacing = float(np.min(np.diff(cands)))
@@ -457,6 +459,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     # how closely the model explains the stack, at the depth and image returned
     residual_rms = _residual_rms(eng, weights, search.b, x)
     if spread == "scatter":
+        if bar is not None:
+            bar.set_postfix(stage="scatter")
         x_s, depth_s, records, residual_s = _scatter_stage(
             eng, search, x, depth, k, margin=margin, tv_weight=tv_weight, upper=upper,
             num_iters=aif_num_iters, step=spacing, depth_range=(lo, hi), epoch=num_epochs)
@@ -473,6 +477,10 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
                                    hi - lo).astype(np.float32)
         else:
             spread = "gather"
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return SolveResult(depth=depth, aif=aif,
                        history=history, initial_aif=x0[..., 0] if gray else x0, kernel_size=k,
                        boundary=boundary, noise_std=noise_std, tv_weight=tv_weight, window=window,

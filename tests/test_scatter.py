@@ -126,6 +126,18 @@ def test_sweeps_leave_an_exact_depth_alone():
     np.testing.assert_array_equal(depth, true_depth)
 
 
+def test_sweeps_refuse_bad_arguments():
+    x, stack, depth, optics = _edge_scene("disc")
+    eng = engines.resolve("cpu", psf="disc")
+    good = dict(margin=MARGIN, sweeps=1, step=0.1, depth_range=(1.0, 5.0), engine=eng)
+    for bad, name in ((dict(margin=MARGIN + 1), "x"), (dict(step=-0.1), "step"),
+                      (dict(sweeps=1.5), "sweeps"), (dict(smooth=-1.0), "smooth")):
+        with pytest.raises((ValueError, TypeError), match=name):
+            scatter_depth_sweeps(x, stack, depth, optics, K, **{**good, **bad})
+    with pytest.raises(ValueError, match="b must be"):
+        scatter_depth_sweeps(x, stack[0], depth, optics, K, **good)
+
+
 def test_solve_spread_defaults_and_refusals():
     scene = dl.middlebury_scene((24, 32))
     stack = dl.render_physical(scene.aif, scene.depth, CAM)
