@@ -186,9 +186,15 @@ def _move(x, b, light, cover, q0, q1, margin, disc, half, rows_a, scale_a, rows_
             p0 = q0 + dy - margin
             if p0 < 0 or p0 >= height:
                 continue
-            if rows_a[f, abs(dy)] == 0.0 and rows_b[f, abs(dy)] == 0.0:
+            ady = abs(dy)
+            if rows_a[f, ady] == 0.0 and rows_b[f, ady] == 0.0:
                 continue
-            for dx in range(-half, half + 1):
+            # a disc's row is a box: no tap beyond half its width plus half a
+            # pixel (most discs are far narrower than the window)
+            across = half
+            if disc:
+                across = min(int(max(rows_a[f, ady], rows_b[f, ady]) + 0.5) + 1, half)
+            for dx in range(-across, across + 1):
                 p1 = q1 + dx - margin
                 if p1 < 0 or p1 >= width:
                     continue
