@@ -17,7 +17,8 @@ settings:
 
 Medians of repeats after a warm-up (Numba compilation excluded); the solve
 (every other option at its default, ``depth_range`` as in the setting) is
-timed once, with its depth RMSE. ``--no-solve`` leaves it out.
+timed once, with its depth RMSE, and once more with ``spread="gather"``
+(without the scatter stage) for comparison. ``--no-solve`` leaves them out.
 """
 
 from __future__ import annotations
@@ -78,18 +79,20 @@ def measure(scene, stack, depth_range, repeat=10, solve=True):
     }
     out["forward + adjoint (ms)"] = out["forward (ms)"] + out["adjoint (ms)"]
     if solve:
-        t0 = time.perf_counter()
-        res = dl.solve(stack, DISC, depth_range=depth_range, progress=False)
-        out["end-to-end solve (s)"] = time.perf_counter() - t0
-        out["solve's depth RMSE (m)"] = dl.depth_metrics(res.depth, scene.depth,
-                                                         mask=scene.valid)["rmse"]
+        # the default (with the scatter stage), and the gather model alone
+        for label, spread in (("", "scatter"), (", gather only", "gather")):
+            t0 = time.perf_counter()
+            res = dl.solve(stack, DISC, depth_range=depth_range, spread=spread, progress=False)
+            out[f"end-to-end solve{label} (s)"] = time.perf_counter() - t0
+            out[f"solve's depth RMSE{label} (m)"] = dl.depth_metrics(res.depth, scene.depth,
+                                                                     mask=scene.valid)["rmse"]
     return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-solve", action="store_true",
-                        help="leave out the end-to-end solves (about two minutes)")
+                        help="leave out the end-to-end solves (several minutes)")
     args = parser.parse_args(argv)
     narrow = range_within(DISC, MAX_RADIUS)
     settings = {f"radii <= {MAX_RADIUS:g} px, {narrow[0]:.2f} - {narrow[1]:.2f} m": narrow,
@@ -112,10 +115,11 @@ def main(argv=None):
     for key in ("K", "forward (ms)", "adjoint (ms)", "forward + adjoint (ms)",
                 "FISTA iteration (ms)", "grid search, 100 candidates (s)",
                 "golden-section refinement (s)", "end-to-end solve (s)",
-                "solve's depth RMSE (m)"):
+                "solve's depth RMSE (m)", "end-to-end solve, gather only (s)",
+                "solve's depth RMSE, gather only (m)"):
         if key not in results[names[0]]:
             continue
-        cells = [f"{results[n][key]:.0f}" if key in ("K", "end-to-end solve (s)")
+        cells = [f"{results[n][key]:.0f}" if key == "K" or key.startswith("end-to-end")
                  or "(ms)" in key else
                  f"{results[n][key]:.3f}" if key.endswith("(m)") else
                  f"{results[n][key]:.2f}" for n in names]

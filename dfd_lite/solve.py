@@ -65,8 +65,9 @@ class StepRecord:
     ----------
     epoch : int
         0-based epoch.
-    step : {"init", "depth", "aif", "prior", "scatter-depth", "scatter-aif"}
-        ``"init"`` is the starting image under the first depth estimate;
+    step : str
+        ``"init"``, ``"depth"``, ``"aif"``, ``"prior"``, ``"scatter-depth"``
+        or ``"scatter-aif"``. ``"init"`` is the starting image under the first depth estimate;
         ``"prior"`` the same when the solve starts again with stronger
         priors after its model check (``solve(model_check=True)``);
         ``"scatter-depth"`` and ``"scatter-aif"`` are the two steps of the
