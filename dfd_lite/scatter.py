@@ -341,12 +341,13 @@ def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_
     if np.shape(x) != want:
         raise ValueError(f"x must be the image on the canvas, shape {want}, got {np.shape(x)}")
     depth_c = canvas_depth(depth, margin).astype(np.float64)
-    weights = ScatterEngine(engine).weights(depth_c.astype(np.float32), optics, k, margin)
+    canvas = engine.weights(depth_c.astype(np.float32), optics, k)
+    per_slice = [_slice(canvas, f) for f in range(len(optics.focus))]
     frame = (slice(margin, margin + h), slice(margin, margin + w))
     cover = np.stack([engine.adjoint(np.ones((1, 1) + depth_c.shape, np.float32), wf)[0][frame]
-                      for wf in weights.per_slice]).astype(np.float64)
+                      for wf in per_slice]).astype(np.float64)
     light = np.stack([engine.adjoint(x[None].astype(np.float32), wf)[(slice(None),) + frame]
-                      for wf in weights.per_slice]).astype(np.float64)
+                      for wf in per_slice]).astype(np.float64)
     focus, coef, min_radius, psf = optics
     x64, b64 = np.asarray(x, np.float64), np.asarray(b, np.float64)
     moves = []

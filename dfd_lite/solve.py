@@ -637,7 +637,7 @@ def _scatter_stage(eng, search, x, depth, k, *, margin, tv_weight, upper, num_it
     """
     model = ScatterEngine(eng)
     b = eng.to_host(search.b)
-    b_canvas = model.pad_stack(search.b, margin)
+    b_canvas = model.pad_stack(b, margin)
     n_f, n_c = b.shape[:2]
     smooth = smooth * n_f * n_c * upper ** 2
     # the descent runs on the host, whichever engine holds the rest
