@@ -74,7 +74,8 @@ def _parser():
     solve.add_argument("--depth-range", nargs=2, type=float, metavar=("NEAR", "FAR"),
                        help="depths searched, metres (default: the camera file's "
                             "depth_range, else 0.1 10)")
-    solve.add_argument("--epochs", type=int, default=10, help="alternations (default 10)")
+    solve.add_argument("--epochs", type=int, default=None,
+                       help="alternations (default 10, or 6 before the disc's scatter stage)")
     solve.add_argument("--psf", choices=("gaussian", "disc"),
                        help="PSF model (default: the camera file's)")
     solve.add_argument("--blur-scale", type=float, metavar="K",
@@ -117,7 +118,8 @@ def _parser():
     evaluate.add_argument("--render", choices=("paper", "physical"), default="paper",
                           help="the solver's own model (default) or the physical renderer")
     evaluate.add_argument("--noise", type=float, default=0.0, metavar="STD")
-    evaluate.add_argument("--epochs", type=int, default=10)
+    evaluate.add_argument("--epochs", type=int, default=None,
+                          help="alternations (default: the solve's)")
     evaluate.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                           help="scene size for synthetic and middlebury")
     evaluate.add_argument("--camera", metavar="FILE",
@@ -190,7 +192,7 @@ def _solve(args):
     if args.max_size < 0 or 0 < args.max_size < 16:
         raise InputError(f"--max-size must be 0 (full size) or at least 16 pixels, "
                          f"got {args.max_size}")
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     stack, camera, file_range = io.load_stack_folder(args.stack_dir, args.camera)
     full_shape = stack.shape[1:3]
@@ -263,7 +265,7 @@ def _solve(args):
                            "original_height": int(full_shape[0]),
                            "original_width": int(full_shape[1])},
             "camera": _camera_dict(camera),
-            "settings": {"depth_range": list(depth_range), "num_epochs": args.epochs,
+            "settings": {"depth_range": list(depth_range), "num_epochs": result.num_epochs,
                          "backend": args.backend, "max_size": args.max_size,
                          "align": args.align, "boundary": result.boundary,
                          "kernel_size": result.kernel_size, "window": result.window,
@@ -417,13 +419,14 @@ def _evaluate(args):
         raise InputError(f"--workers must be >= 0, got {args.workers}")
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     camera = io.read_camera(args.camera).camera if args.camera else Camera.nyuv2()
     specs = _dataset(args.dataset, tuple(args.size) if args.size else None)
     _check_out(args.out)
     result = ev.evaluate(specs, camera, out=args.out, render=args.render, noise_std=args.noise,
-                         solve_options={"num_epochs": args.epochs}, workers=args.workers,
+                         solve_options={} if args.epochs is None else {"num_epochs": args.epochs},
+                         workers=args.workers,
                          scheduler=args.scheduler, limit=args.limit,
                          retry_failed=args.retry_failed, progress=not args.quiet)
     print(f"{len(result.rows)} scenes: {len(result.computed)} computed, "

@@ -194,10 +194,8 @@ def _move(x, b, light, cover, q0, q1, margin, disc, half, rows_a, scale_a, rows_
             across = half
             if disc:
                 across = min(int(max(rows_a[f, ady], rows_b[f, ady]) + 0.5) + 1, half)
-            for dx in range(-across, across + 1):
+            for dx in range(max(-across, margin - q1), min(across, width - 1 + margin - q1) + 1):
                 p1 = q1 + dx - margin
-                if p1 < 0 or p1 >= width:
-                    continue
                 dc = (_tap(disc, rows_b[f], scale_b[f], dy, dx)
                       - _tap(disc, rows_a[f], scale_a[f], dy, dx))
                 if dc == 0.0:
@@ -208,10 +206,13 @@ def _move(x, b, light, cover, q0, q1, margin, disc, half, rows_a, scale_a, rows_
                         light[f, c, p0, p1] += dc * x[c, q0, q1]
                     cover[f, p0, p1] = cov + dc
                     continue
+                # one division per tap, not one per channel and side
+                to_before = 1.0 / cov
+                to_after = 1.0 / max(cov + dc, 1e-6)
                 for c in range(n_c):
-                    before = light[f, c, p0, p1] / cov - b[f, c, p0, p1]
-                    after = ((light[f, c, p0, p1] + dc * x[c, q0, q1]) / max(cov + dc, 1e-6)
-                             - b[f, c, p0, p1])
+                    lit = light[f, c, p0, p1]
+                    before = lit * to_before - b[f, c, p0, p1]
+                    after = (lit + dc * x[c, q0, q1]) * to_after - b[f, c, p0, p1]
                     delta += after * after - before * before
     return delta
 
@@ -228,70 +229,159 @@ def _tv_change(depth, q0, q1, cur, new):
     return total
 
 
-@numba.njit(cache=True)
-def _sweep_kernel(x, b, depth, light, cover, visit, focus, coef, min_radius, disc, half,
-                  margin, reach, step, depth_lo, depth_hi, smooth):
-    """One pass of coordinate descent over the canvas pixels ``visit``; returns the moves.
+@numba.njit(inline="always")
+def _visit(x, b, depth, light, cover, q0, q1, focus, coef, min_radius, disc, half, margin,
+           reach, step, depth_lo, depth_hi, smooth, rows_a, scale_a, rows_b, scale_b,
+           proposals):
+    """Coordinate descent at canvas pixel ``(q0, q1)``; returns 1 if its depth moved.
 
-    Each pixel tries the depths of its ``(2 reach + 1)^2`` neighbourhood
-    (one of every cluster closer than half a ``step``) and its own depth
-    plus or minus ``step``, and takes the one that lowers the frame's
-    squared error most.
+    The pixel tries the depths of its ``(2 reach + 1)^2`` neighbourhood (one
+    of every cluster closer than half a ``step``) and its own depth plus or
+    minus ``step``, and takes the one that lowers the frame's squared error
+    (plus ``smooth`` times the depth's total variation) most. The rest of
+    the arguments are scratch: ``rows_*`` ``(F, half + 1)``, ``scale_*``
+    ``(F,)``, ``proposals`` ``((2 reach + 1)^2 + 2,)``.
     """
     n_f = focus.shape[0]
     hc, wc = depth.shape
-    rows_a = np.zeros((n_f, half + 1))
-    rows_b = np.zeros((n_f, half + 1))
-    scale_a = np.zeros(n_f)
-    scale_b = np.zeros(n_f)
-    proposals = np.empty((2 * reach + 1) ** 2 + 2)
-    moves = 0
-    for t in range(visit.shape[0]):
-        q0, q1 = visit[t, 0], visit[t, 1]
-        cur = depth[q0, q1]
-        m = 0
-        for d0 in range(-reach, reach + 1):
-            for d1 in range(-reach, reach + 1):
-                v = depth[min(max(q0 + d0, 0), hc - 1), min(max(q1 + d1, 0), wc - 1)]
-                new = abs(v - cur) >= 0.5 * step
-                for j in range(m):
-                    new = new and abs(proposals[j] - v) >= 0.5 * step
-                if new:
-                    proposals[m] = v
-                    m += 1
-        for v in (cur - step, cur + step):
-            if depth_lo <= v <= depth_hi:
+    cur = depth[q0, q1]
+    m = 0
+    for d0 in range(-reach, reach + 1):
+        for d1 in range(-reach, reach + 1):
+            v = depth[min(max(q0 + d0, 0), hc - 1), min(max(q1 + d1, 0), wc - 1)]
+            new = abs(v - cur) >= 0.5 * step
+            for j in range(m):
+                new = new and abs(proposals[j] - v) >= 0.5 * step
+            if new:
                 proposals[m] = v
                 m += 1
+    for v in (cur - step, cur + step):
+        if depth_lo <= v <= depth_hi:
+            proposals[m] = v
+            m += 1
+    for f in range(n_f):
+        scale_a[f] = _profile(_blur_radius(cur, focus[f], coef[f], min_radius), disc, half,
+                              rows_a[f])
+    best, best_v = 0.0, cur
+    for j in range(m):
         for f in range(n_f):
-            scale_a[f] = _profile(_blur_radius(cur, focus[f], coef[f], min_radius), disc, half,
-                                  rows_a[f])
-        best, best_v = 0.0, cur
-        for j in range(m):
-            for f in range(n_f):
-                scale_b[f] = _profile(_blur_radius(proposals[j], focus[f], coef[f], min_radius),
-                                      disc, half, rows_b[f])
-            d = _move(x, b, light, cover, q0, q1, margin, disc, half, rows_a, scale_a, rows_b,
-                      scale_b, False)
-            d += smooth * _tv_change(depth, q0, q1, cur, proposals[j])
-            if d < best:
-                best, best_v = d, proposals[j]
-        if best_v != cur:
-            for f in range(n_f):
-                scale_b[f] = _profile(_blur_radius(best_v, focus[f], coef[f], min_radius),
-                                      disc, half, rows_b[f])
-            _move(x, b, light, cover, q0, q1, margin, disc, half, rows_a, scale_a, rows_b,
-                  scale_b, True)
-            depth[q0, q1] = best_v
-            moves += 1
-    return moves
+            scale_b[f] = _profile(_blur_radius(proposals[j], focus[f], coef[f], min_radius),
+                                  disc, half, rows_b[f])
+        d = _move(x, b, light, cover, q0, q1, margin, disc, half, rows_a, scale_a, rows_b,
+                  scale_b, False)
+        d += smooth * _tv_change(depth, q0, q1, cur, proposals[j])
+        if d < best:
+            best, best_v = d, proposals[j]
+    if best_v == cur:
+        return 0
+    for f in range(n_f):
+        scale_b[f] = _profile(_blur_radius(best_v, focus[f], coef[f], min_radius),
+                              disc, half, rows_b[f])
+    _move(x, b, light, cover, q0, q1, margin, disc, half, rows_a, scale_a, rows_b, scale_b,
+          True)
+    depth[q0, q1] = best_v
+    return 1
 
 
-def edge_pixels(depth, step, reach):
-    """Frame pixels whose ``(2 reach + 1)^2`` neighbourhood spans more than ``1.5 step`` metres."""
+@numba.njit(parallel=True, cache=True)
+def _sweep_kernel(x, b, depth, light, cover, visit, tile_start, colour_start, tile_worker,
+                  n_workers, focus, coef, min_radius, disc, half, margin, reach, step,
+                  depth_lo, depth_hi, smooth):
+    """One pass of coordinate descent (:func:`_visit`) over the canvas pixels ``visit``.
+
+    ``visit`` is grouped by tile (tile ``t``'s pixels are
+    ``visit[tile_start[t]:tile_start[t + 1]]``, in raster order) and the
+    tiles by colour (colour ``c``'s are ``colour_start[c]`` to
+    ``colour_start[c + 1]``); tiles of one colour are further apart than a
+    pixel's move reaches (:func:`_tiles`), so each colour's tiles run in
+    parallel, tile ``t`` on worker ``tile_worker[t]``, and the result does
+    not depend on the workers. Returns the moves made.
+    """
+    n_f = focus.shape[0]
+    moves = np.zeros(n_workers, np.int64)
+    for colour in range(colour_start.shape[0] - 1):
+        for worker in numba.prange(n_workers):
+            rows_a = np.zeros((n_f, half + 1))
+            rows_b = np.zeros((n_f, half + 1))
+            scale_a = np.zeros(n_f)
+            scale_b = np.zeros(n_f)
+            proposals = np.empty((2 * reach + 1) ** 2 + 2)
+            for t in range(colour_start[colour], colour_start[colour + 1]):
+                if tile_worker[t] != worker:
+                    continue
+                for i in range(tile_start[t], tile_start[t + 1]):
+                    moves[worker] += _visit(x, b, depth, light, cover, visit[i, 0],
+                                            visit[i, 1], focus, coef, min_radius, disc, half,
+                                            margin, reach, step, depth_lo, depth_hi, smooth,
+                                            rows_a, scale_a, rows_b, scale_b, proposals)
+    return moves.sum()
+
+
+def _tiles(visit, half, reach, n_workers):
+    """Group canvas pixels ``visit`` ``(N, 2)`` into tiles for :func:`_sweep_kernel`.
+
+    Square tiles of side ``2 max(half, reach) + 1`` in a 2 x 2 colouring: a
+    pixel's move changes the running sums within ``half`` px of it and reads
+    depths within ``reach`` px, and pixels of two tiles of one colour are at
+    least ``2 max(half, reach) + 2`` px apart in a row or a column. Each
+    colour's tiles go to the worker with the fewest pixels so far, largest
+    tile first. Returns ``(visit, tile_start, colour_start, tile_worker)``.
+    """
+    side = 2 * max(half, reach) + 1
+    tile = visit // side
+    colour = (tile[:, 0] % 2) * 2 + tile[:, 1] % 2
+    # np.lexsort sorts by its last key first: colour, then tile, then raster
+    order = np.lexsort((visit[:, 1], visit[:, 0], tile[:, 1], tile[:, 0], colour))
+    visit, tile, colour = visit[order], tile[order], colour[order]
+    first = np.ones(len(visit), bool)
+    first[1:] = np.any(tile[1:] != tile[:-1], axis=1)
+    tile_start = np.append(np.flatnonzero(first), len(visit)).astype(np.int64)
+    tile_colour = colour[tile_start[:-1]]
+    colour_start = np.searchsorted(tile_colour, np.arange(5)).astype(np.int64)
+    sizes = np.diff(tile_start)
+    tile_worker = np.zeros(len(sizes), np.int64)
+    for c in range(4):
+        load = np.zeros(n_workers, np.int64)
+        ids = np.arange(colour_start[c], colour_start[c + 1])
+        for t in ids[np.argsort(-sizes[ids], kind="stable")]:
+            tile_worker[t] = np.argmin(load)
+            load[tile_worker[t]] += sizes[t]
+    return visit.astype(np.int64), tile_start, colour_start, tile_worker
+
+
+def edge_pixels(depth, step, reach, moved=None):
+    """The pixels a pass visits, ``(N, 2)`` frame coordinates.
+
+    Those whose ``(2 reach + 1)^2`` neighbourhood spans more than
+    ``1.5 step`` metres, and (``moved``, a boolean ``(H, W)`` mask of the
+    pixels the last pass moved) the moved pixels and their 8 neighbours: a
+    pixel one step off its neighbours spans too little to count as an edge,
+    but what made the move worth it may have changed since.
+    """
     wide = 2 * reach + 1
     span = ndi.maximum_filter(depth, wide) - ndi.minimum_filter(depth, wide)
-    return np.argwhere(span > 1.5 * step)
+    visit = span > 1.5 * step
+    if moved is not None:
+        visit |= ndi.maximum_filter(moved, 3)
+    return np.argwhere(visit)
+
+
+def running_sums(x, depth_c, optics, k, margin, *, engine):
+    """The scatter model's light ``S_f x`` and coverage ``S_f 1`` on the frame, float64.
+
+    ``x`` ``(C, Hc, Wc)`` and ``depth_c`` ``(Hc, Wc)`` on the canvas (host);
+    returns ``(F, C, H, W)`` and ``(F, H, W)``, what the descent's moves
+    update in place.
+    """
+    canvas = engine.weights(np.asarray(depth_c, np.float32), optics, k)
+    hc, wc = depth_c.shape
+    frame = (slice(margin, hc - margin), slice(margin, wc - margin))
+    per_slice = [_slice(canvas, f) for f in range(len(optics.focus))]
+    ones = np.ones((1, 1, hc, wc), np.float32)
+    cover = np.stack([engine.adjoint(ones, wf)[0][frame] for wf in per_slice])
+    image = np.asarray(x, np.float32)[None]
+    light = np.stack([engine.adjoint(image, wf)[(slice(None),) + frame] for wf in per_slice])
+    return light.astype(np.float64), cover.astype(np.float64)
 
 
 def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_range,
@@ -326,6 +416,16 @@ def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_
     depth : ndarray, shape (H, W), float32
     moves : list of int
         The moves made in each sweep.
+
+    Notes
+    -----
+    A pass visits the pixels :func:`edge_pixels` names (near depth edges,
+    and near the last pass's moves) and starts from the running sums of its
+    own canvas (:func:`running_sums`), whose margin continues the frame's
+    border as the passes left it. It visits them tile by tile, the tiles of
+    one colour of a 2 x 2 colouring at once on Numba's threads: tiles of
+    one colour are too far apart for one's moves to change what another's
+    pixels see, so the depths do not depend on the number of threads.
     """
     depth = np.asarray(depth)
     margin = V.as_positive_int(margin, "margin", minimum=0)
@@ -340,24 +440,27 @@ def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_
     want = (np.shape(b)[1], h + 2 * margin, w + 2 * margin)
     if np.shape(x) != want:
         raise ValueError(f"x must be the image on the canvas, shape {want}, got {np.shape(x)}")
-    depth_c = canvas_depth(depth, margin).astype(np.float64)
-    canvas = engine.weights(depth_c.astype(np.float32), optics, k)
-    per_slice = [_slice(canvas, f) for f in range(len(optics.focus))]
     frame = (slice(margin, margin + h), slice(margin, margin + w))
-    cover = np.stack([engine.adjoint(np.ones((1, 1) + depth_c.shape, np.float32), wf)[0][frame]
-                      for wf in per_slice]).astype(np.float64)
-    light = np.stack([engine.adjoint(x[None].astype(np.float32), wf)[(slice(None),) + frame]
-                      for wf in per_slice]).astype(np.float64)
     focus, coef, min_radius, psf = optics
     x64, b64 = np.asarray(x, np.float64), np.asarray(b, np.float64)
+    depth_frame = depth.astype(np.float64)
     moves = []
+    n_workers = numba.get_num_threads()
+    moved = None
     for _ in range(sweeps):
-        visit = edge_pixels(depth_c[frame], step, reach) + margin
-        moves.append(_sweep_kernel(x64, b64, depth_c,
-                                   light, cover, visit, np.asarray(focus, np.float64),
-                                   np.asarray(coef, np.float64), float(min_radius),
-                                   psf == "disc", k // 2, margin, reach, step,
-                                   float(depth_range[0]), float(depth_range[1]), smooth))
+        # every pass starts from the sums of its own canvas, whose margin
+        # continues the frame's border as it is now
+        depth_c = canvas_depth(depth_frame, margin).astype(np.float64)
+        light, cover = running_sums(x, depth_c, optics, k, margin, engine=engine)
+        visit, tile_start, colour_start, tile_worker = _tiles(
+            edge_pixels(depth_frame, step, reach, moved) + margin, k // 2, reach, n_workers)
+        moves.append(int(_sweep_kernel(
+            x64, b64, depth_c, light, cover, visit, tile_start, colour_start, tile_worker,
+            n_workers, np.asarray(focus, np.float64), np.asarray(coef, np.float64),
+            float(min_radius), psf == "disc", k // 2, margin, reach, step,
+            float(depth_range[0]), float(depth_range[1]), smooth)))
+        moved = depth_c[frame] != depth_frame
+        depth_frame = depth_c[frame]
         if moves[-1] == 0:
             break
-    return depth_c[frame].astype(np.float32), moves
+    return depth_frame.astype(np.float32), moves
