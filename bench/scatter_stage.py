@@ -1,6 +1,6 @@
 """The solve's scatter stage, taken apart: its depth prior, its passes, its image step.
 
-    python bench/scatter_stage.py                 # about 8 minutes on 2 cores
+    python bench/scatter_stage.py                 # about 5 minutes on 2 cores
 
 ``dl.solve(spread="scatter")`` (the default for the disc) ends with a stage
 on the scatter model (:mod:`dfd_lite.scatter`): coordinate descent on the
@@ -67,7 +67,8 @@ def main():
     n_f, n_c = b.shape[:2]
     step = float(np.min(np.diff(depth_candidates(DEPTH_RANGE, 100))))
 
-    print("| depth prior (per slice and channel) | after 2 passes | 4 | 6 | time (2 + 4 + 6 passes) |")
+    print("| depth prior (per slice and channel) | after 2 passes | 4 | 6 "
+          "| time (2 + 4 + 6 passes) |")
     print("| --- | --- | --- | --- | --- |")
     for weight in WEIGHTS:
         t0 = time.perf_counter()

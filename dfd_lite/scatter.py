@@ -442,6 +442,7 @@ def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_
         raise ValueError(f"x must be the image on the canvas, shape {want}, got {np.shape(x)}")
     frame = (slice(margin, margin + h), slice(margin, margin + w))
     focus, coef, min_radius, psf = optics
+    focus, coef = np.asarray(focus, np.float64), np.asarray(coef, np.float64)
     x64, b64 = np.asarray(x, np.float64), np.asarray(b, np.float64)
     depth_frame = depth.astype(np.float64)
     moves = []
@@ -456,8 +457,7 @@ def scatter_depth_sweeps(x, b, depth, optics, k, *, margin, sweeps, step, depth_
             edge_pixels(depth_frame, step, reach, moved) + margin, k // 2, reach, n_workers)
         moves.append(int(_sweep_kernel(
             x64, b64, depth_c, light, cover, visit, tile_start, colour_start, tile_worker,
-            n_workers, np.asarray(focus, np.float64), np.asarray(coef, np.float64),
-            float(min_radius), psf == "disc", k // 2, margin, reach, step,
+            n_workers, focus, coef, float(min_radius), psf == "disc", k // 2, margin, reach, step,
             float(depth_range[0]), float(depth_range[1]), smooth)))
         moved = depth_c[frame] != depth_frame
         depth_frame = depth_c[frame]
