@@ -25,11 +25,26 @@ __all__ = ["lipschitz_constant", "fista", "FistaResult", "tv_deconvolve", "sharp
            "focus_stack"]
 
 
-def power_iteration(engine, weights, image_shape, *, num_iters=20, seed=0, safety=1.02):
-    """``||A^T A||_2`` by power iteration on an engine (see :func:`lipschitz_constant`)."""
+def power_iteration(engine, weights, image_shape, *, num_iters=20, seed=0, safety=1.02,
+                    vector=None):
+    """``||A^T A||_2`` by power iteration on an engine (see :func:`lipschitz_constant`).
+
+    ``vector``, an engine array of shape ``(1, H, W)``, is where to start
+    instead of a seeded random vector: the last call's, when the operator
+    has changed little since, so that a few iterations do. It is
+    overwritten with this call's last iterate (a unit vector).
+    """
     h, w = image_shape
-    v = np.random.default_rng(seed).random((1, h, w)).astype(np.float32)
-    v = engine.asarray(v / np.linalg.norm(v))
+    if vector is None:
+        v = np.random.default_rng(seed).random((1, h, w)).astype(np.float32)
+        v = engine.asarray(v / np.linalg.norm(v))
+    else:
+        if tuple(int(s) for s in vector.shape) != (1, h, w):
+            raise ValueError(f"vector must have shape {(1, h, w)}, got {tuple(vector.shape)}")
+        norm = math.sqrt(engine.sum_sq(vector))
+        if not norm > 0.0:
+            raise ValueError("vector must be a non-zero, finite start")
+        v = engine.scale(vector, 1.0 / norm, out=vector)
     # A v lives on the frame of the weights; v may be a canvas with a margin
     av = engine.empty((int(weights.shape[0]), 1) + tuple(int(s) for s in weights.shape[2:]))
     u = engine.empty((1, h, w))

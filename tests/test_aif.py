@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse.linalg as spla
 
 import dfd_lite as dl
+from dfd_lite.aif import power_iteration
 from dfd_lite.engines.cpu import CpuEngine
 
 CAM = dl.Camera.nyuv2()
@@ -22,6 +23,32 @@ def test_power_iteration_matches_largest_singular_value():
     est = dl.lipschitz_constant(op, num_iters=50)
     assert sigma_max ** 2 <= est <= 1.03 * sigma_max ** 2
     assert dl.lipschitz_constant(op, num_iters=50) == est   # seeded: reproducible
+
+
+def test_power_iteration_starts_from_the_last_vector():
+    # a few iterations from the vector of a nearby operator (the last
+    # epoch's, in solve) estimate ||A||^2 as well as many from a random start
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(0.5, 9, (14, 16))
+    ops = [dl.BlurOperator(d, CAM, kernel_size=7)
+           for d in (depth, depth * rng.uniform(0.95, 1.05, depth.shape))]
+    exact = spla.svds(ops[1].to_sparse().astype(np.float64), k=1,
+                      return_singular_vectors=False)[0] ** 2
+    eng = CpuEngine()
+    vector = eng.asarray(rng.random((1, 14, 16)))
+    power_iteration(eng, ops[0].weights, (14, 16), num_iters=50, vector=vector)
+    assert np.linalg.norm(vector) == pytest.approx(1.0, rel=1e-5)   # the last iterate
+    first = vector.copy()
+    warm = power_iteration(eng, ops[1].weights, (14, 16), num_iters=3, vector=vector,
+                           safety=1.0)
+    cold = power_iteration(eng, ops[1].weights, (14, 16), num_iters=3, safety=1.0)
+    # (3 iterations: warm 1 - 1.3e-7 of the exact value, cold 1 - 1.5e-3)
+    assert (1 - 1e-5) * exact <= warm <= (1 + 1e-6) * exact and cold < (1 - 1e-4) * exact
+    assert not np.array_equal(vector, first)
+    with pytest.raises(ValueError, match="vector must have shape"):
+        power_iteration(eng, ops[1].weights, (14, 16), vector=eng.empty((14, 16)))
+    with pytest.raises(ValueError, match="non-zero"):
+        power_iteration(eng, ops[1].weights, (14, 16), vector=eng.full((1, 14, 16), 0.0))
 
 
 def test_fista_objective_decreases_and_recovers_image(scene):
@@ -115,3 +142,31 @@ def test_fista_rejects_bad_input(scene):
         dl.fista(op, stack, rel_tol=-1)
     with pytest.raises(TypeError):
         dl.fista(op, stack, 10)    # options are keyword-only
+
+
+def test_cpu_vector_operations_match_numpy_bit_for_bit():
+    # the image steps' vector operations run as Numba loops on contiguous
+    # float32 arrays; NumPy's ufuncs, in the same order, are the reference
+    rng = np.random.default_rng(3)
+    eng = CpuEngine()
+    a, b = (rng.standard_normal((2, 3, 7, 9)).astype(np.float32) for _ in range(2))
+    alpha, beta = 0.7, -1.3
+    expected = np.float32(alpha) * a + np.float32(beta) * b
+    np.testing.assert_array_equal(eng.lincomb(a, alpha, b, beta, out=np.empty_like(a)),
+                                  expected)
+    a_out, b_out = a.copy(), b.copy()                       # out may be a or b
+    np.testing.assert_array_equal(eng.lincomb(a_out, alpha, b, beta, out=a_out), expected)
+    np.testing.assert_array_equal(eng.lincomb(a, alpha, b_out, beta, out=b_out), expected)
+    beta32 = np.float32(beta)
+    expected = (a - b) * beta32 + a
+    np.testing.assert_array_equal(eng.extrapolate(a, b, beta, out=np.empty_like(a)), expected)
+    expected = np.clip(b * np.float32(-0.25) + a, np.float32(-0.5), np.float32(0.5))
+    g = b.copy()
+    g[0, 0, 0, :2] = np.nan                                 # NaN stays NaN, as in np.clip
+    expected[0, 0, 0, :2] = np.nan
+    np.testing.assert_array_equal(eng.prox_step(a, g, 0.25, -0.5, 0.5, out=np.empty_like(a)),
+                                  expected)
+    # a strided view is written in place all the same (the NumPy path)
+    view = np.zeros((2, 3, 7, 18), np.float32)[..., ::2]
+    eng.lincomb(a, alpha, b, beta, out=view)
+    np.testing.assert_array_equal(view, np.float32(alpha) * a + np.float32(beta) * b)

@@ -264,8 +264,44 @@ def _tv_norm_kernel(g, out):
             out[y, xx] = _tv_norm_at(g, y, xx)
 
 
+# ---------------------------------------------------------------------------
+# Vector operations of the image step: one pass over memory each, in the
+# order of operations NumPy's ufuncs would use (the same float32 results)
+# ---------------------------------------------------------------------------
+
+@numba.njit(parallel=True, cache=True)
+def _lincomb_kernel(a, alpha, b, beta, out):
+    for i in numba.prange(a.size):
+        out[i] = alpha * a[i] + beta * b[i]
+
+
+@numba.njit(parallel=True, cache=True)
+def _extrapolate_kernel(new, old, beta, out):
+    for i in numba.prange(new.size):
+        out[i] = (new[i] - old[i]) * beta + new[i]
+
+
+@numba.njit(parallel=True, cache=True)
+def _prox_kernel(y, g, minus_step, lo, hi, out):
+    for i in numba.prange(y.size):
+        v = g[i] * minus_step + y[i]
+        if v < lo:      # as np.clip: a NaN stays NaN
+            v = lo
+        elif v > hi:
+            v = hi
+        out[i] = v
+
+
 def _flat(a):
     return a.reshape(a.shape[0], -1) if a.ndim == 3 else a.reshape(-1)
+
+
+def _flat_views(*arrays):
+    """1-D views of float32 C-contiguous arrays of one size, or None (then NumPy does it)."""
+    if all(a.flags.c_contiguous and a.dtype == np.float32 and a.size == arrays[0].size
+           for a in arrays):
+        return [a.reshape(-1) for a in arrays]
+    return None
 
 
 class CpuEngine:
@@ -352,6 +388,10 @@ class CpuEngine:
 
     # -- vector operations -------------------------------------------------
     def prox_step(self, y, g, step, lo, hi, out):
+        flat = _flat_views(y, g, out)
+        if flat is not None:
+            _prox_kernel(*flat[:2], np.float32(-step), np.float32(lo), np.float32(hi), flat[2])
+            return out
         np.multiply(g, np.float32(-step), out=out)
         out += y
         return np.clip(out, np.float32(lo), np.float32(hi), out=out)
@@ -360,6 +400,10 @@ class CpuEngine:
         beta = np.float32(beta)  # a float64 scalar would promote the iterate
         if out is new:
             raise ValueError("extrapolate cannot write over its first argument")
+        flat = _flat_views(new, old, out)
+        if flat is not None:
+            _extrapolate_kernel(flat[0], flat[1], beta, flat[2])
+            return out
         np.subtract(new, old, out=out)
         out *= beta
         out += new
@@ -373,6 +417,10 @@ class CpuEngine:
 
     def lincomb(self, a, alpha, b, beta, out):
         # alpha a + beta b; out may be a or b (b's term is formed first)
+        flat = _flat_views(a, b, out)
+        if flat is not None:
+            _lincomb_kernel(flat[0], np.float32(alpha), flat[1], np.float32(beta), flat[2])
+            return out
         term = np.float32(beta) * b
         np.multiply(a, np.float32(alpha), out=out)
         out += term
