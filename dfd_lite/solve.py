@@ -217,9 +217,9 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         100 iterations growing by ``aif_growth``) and ``bench/run.py`` times
         10 epochs of 100 (see ``bench/README.md``).
     aif_num_iters : int
-        Image-step iterations in the first epoch; the epochs before the
-        model check's first decision run at most :data:`MODEL_CHECK_ITERS`
-        (see ``model_check``).
+        Image-step iterations in the first epoch; on a noise-free stack
+        the epochs before the model check's first decision run at most
+        :data:`MODEL_CHECK_ITERS` (see ``model_check``).
     aif_growth : float, optional
         Factor on the image step's iteration budget per epoch (the reference
         uses 1.05, starting from 200 iterations). Default:
@@ -296,9 +296,10 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         model is exact the residual falls to the noise, or is still falling
         fast, and the solve goes on; with fewer than four epochs the check
         never runs. The epochs before its first decision only tell it
-        whether the model misses, so their image steps are short (at most
-        :data:`MODEL_CHECK_ITERS` iterations), and where it lets the solve
-        go on, the next image step makes up for them.
+        whether the model misses, so on a noise-free stack their image
+        steps are short (at most :data:`MODEL_CHECK_ITERS` iterations), and
+        where it lets the solve go on, the next image step makes up for
+        them.
     spread : {"gather", "scatter"}, optional
         How the model lets light spread. ``"gather"``: every pixel is the
         image blurred with the PSF of its own depth, the paper's model,
@@ -409,8 +410,11 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     depth = None
     first = "init"     # the record of a start's first depth estimate
     checking, residual = model_check and any(adaptable), math.inf
-    # the check's first epochs are short where it will decide after them
-    probing, skipped = checking and 2 * MODEL_CHECK_EPOCH <= num_epochs, 0
+    # the check's first epochs are short where it will decide after them,
+    # on a noise-free stack (on a noisy one a short fit reads more noise
+    # into the next depth step)
+    probing = checking and 2 * MODEL_CHECK_EPOCH <= num_epochs and noise_std / upper < NOISE_FREE
+    skipped = 0
     floor = noise_floor(noise_std / upper) * upper     # in the stack's units
     # the scatter stage counts as one more step of the bar
     bar = _progress(num_epochs + (spread == "scatter"), progress)
@@ -525,7 +529,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
 #: Power iterations of :func:`solve`'s image steps after the first: each
 #: starts from the last one's vector, and the operator changes little from
 #: one epoch to the next. On the physically rendered Middlebury stack
-#: (240 x 320, disc) five of them reach 0.994 to 0.999 of the largest
+#: (240 x 320, disc) five of them reach 0.996 to 0.999 of the largest
 #: eigenvalue at every epoch, as the first step's 20 from a random vector
 #: reach 0.998 (the step sizes allow for 2 %).
 WARM_POWER_ITERS = 5
@@ -600,20 +604,24 @@ MODEL_CHECK_EPOCH = 2
 
 
 #: The image step's iterations, at most, in the epochs before the model
-#: check's first decision (``model_check``, when the check will run). Those
-#: epochs only tell it whether the model misses: a shorter fit still falls
-#: by more than half from the first epoch to the second where the model is
-#: exact, and levels off where it is not (:data:`MODEL_CHECK_LEVEL`). Where
-#: the check finds model error they are spent again anyway; where it lets
-#: the solve go on, the next image step runs the iterations they skipped.
-#: On Middlebury (240 x 320, NYUv2 camera), against full first epochs in
-#: one run: the physical disc stack 0.132 m and 30.0 dB either way, 8 %
-#: sooner; the stack rendered with the solver's own model 0.056 m and
-#: 32.0 dB against 0.069 m and 31.7 dB; a disc stack rendered by gathering
-#: 0.148 against 0.180 m; with 1 % noise 0.366 against 0.367 m. Twenty were
-#: too few: on a small stack whose border the model misses, the residual
-#: then fell only to 0.55 of its value in the second epoch, and the check
-#: fired
+#: check's first decision on a noise-free stack (``model_check``, when the
+#: check will run). Those epochs only tell it whether the model misses: a
+#: shorter fit still falls by more than half from the first epoch to the
+#: second where the model is exact, and levels off where it is not
+#: (:data:`MODEL_CHECK_LEVEL`). Where the check finds model error they are
+#: spent again anyway; where it lets the solve go on, the next image step
+#: runs the iterations they skipped. On Middlebury (240 x 320, NYUv2
+#: camera), against full first epochs in one run: the physical disc stack
+#: 0.132 against 0.131 m and 30.0 dB either way, 8 % sooner; the stack
+#: rendered with the solver's own model 0.056 m and 32.0 dB against 0.069 m
+#: and 31.7 dB; a disc stack rendered by gathering 0.148 against 0.179 m
+#: (``bench/results/model_check_iters_2026-12-01.md``). Not on noisy
+#: stacks, where the short fit reads more noise into the next depth step:
+#: Middlebury with the paper's model and 0.5, 1 and 2 % noise lost 2 to 3 %
+#: in depth error (0.229, 0.269 and 0.319 m against 0.224, 0.261 and 0.311
+#: m; ``bench/results/noise_check_iters_2026-12-01.md``). Twenty were too
+#: few: on a small stack whose border the model misses, the residual then
+#: fell only to 0.55 of its value in the second epoch, and the check fired
 #: (``bench/README.md``).
 MODEL_CHECK_ITERS = 40
 
