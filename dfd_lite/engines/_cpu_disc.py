@@ -172,12 +172,37 @@ def disc_forward_kernel(xpad, prefix, half_width, inv_area, row_extent, out):
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, row_extent, outpad,
-                        margin):
+def scaled_residual_kernel(ystack, minus, subtract, inv_area, out):
+    """``out = (ystack - minus) * inv_area`` (or ``ystack * inv_area``), per slice and pixel.
+
+    What the disc adjoint spreads: each output pixel's value over its
+    disc's area, formed once here rather than once for every PSF row
+    that reads it.
+    """
+    n_f, n_c, height, width = ystack.shape
+    for job in numba.prange(n_f * height):
+        f = job // height
+        y = job % height
+        scale = inv_area[f, y]
+        for c in range(n_c):
+            yrow = ystack[f, c, y]
+            orow = out[f, c, y]
+            if subtract:
+                mrow = minus[f, c, y]
+                for i in range(width):
+                    orow[i] = (yrow[i] - mrow[i]) * scale[i]
+            else:
+                for i in range(width):
+                    orow[i] = yrow[i] * scale[i]
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def disc_adjoint_kernel(scaled, half_width, row_extent, outpad, margin):
     # Gather over padded output rows, as cpu._adjoint_kernel: the thread that
-    # owns row R collects every output row py whose PSF rows reach it.
+    # owns row R collects every output row py whose PSF rows reach it;
+    # ``scaled`` is the stack over each disc's area (scaled_residual_kernel).
     n_f, rows, height, width = half_width.shape
-    n_c = ystack.shape[1]
+    n_c = scaled.shape[1]
     pad = rows  # K // 2 + 1
     wide = width + 2 * pad
     for rr in numba.prange(height + 2 * margin):
@@ -188,7 +213,6 @@ def disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, row_exten
         jr = np.empty(EXTENT_COLUMNS, dtype=np.int32)
         fl = np.empty(EXTENT_COLUMNS, dtype=np.float32)
         fr = np.empty(EXTENT_COLUMNS, dtype=np.float32)
-        t = np.empty(EXTENT_COLUMNS, dtype=np.float32)
         dst = outpad[:, big_r]
         dst[:] = 0.0
         for f in range(n_f):
@@ -197,23 +221,14 @@ def disc_adjoint_kernel(ystack, minus, subtract, half_width, inv_area, row_exten
                 if py < 0 or py >= height:
                     continue
                 hws = half_width[f, abs(s), py]
-                scale = inv_area[f, py]
                 for x0 in range(0, width, EXTENT_COLUMNS):
                     if abs(s) >= row_extent[f, py, x0 // EXTENT_COLUMNS]:
                         continue
                     x1 = min(x0 + EXTENT_COLUMNS, width)
                     n = x1 - x0
                     box_ends(hws[x0:x1], x0 + pad, jl, jr, fl, fr)
-                    sc = scale[x0:x1]
                     for c in range(n_c):
-                        yrow = ystack[f, c, py, x0:x1]
-                        if subtract:
-                            mrow = minus[f, c, py, x0:x1]
-                            for i in range(n):
-                                t[i] = (yrow[i] - mrow[i]) * sc[i]
-                        else:
-                            for i in range(n):
-                                t[i] = yrow[i] * sc[i]
+                        t = scaled[f, c, py, x0:x1]
                         # the adjoint of add_box_sums: prefix[j] sums x[:j],
                         # so each term of I(right) - I(left) adds t to
                         # x[jl:jr] (the difference array) and its end

@@ -16,7 +16,7 @@ import scipy.ndimage as ndi
 from . import DiscWeights, Optics, _scalar, radius_bank
 from ._cpu_disc import (EXTENT_COLUMNS, bank_loss_rows, disc_adjoint_kernel,
                         disc_bank_losses_kernel, disc_forward_kernel, disc_weights_kernel,
-                        prefix_sums)
+                        prefix_sums, scaled_residual_kernel)
 
 __all__ = ["CpuEngine"]
 
@@ -376,8 +376,9 @@ class CpuEngine:
         ref = y if minus is None else minus
         rows = min(margin, half)
         if disc:
-            disc_adjoint_kernel(y, ref, minus is not None, weights.half_width,
-                                weights.inv_area, weights.row_extent, outpad, rows)
+            scaled = np.empty(y.shape, dtype=np.float32)
+            scaled_residual_kernel(y, ref, minus is not None, weights.inv_area, scaled)
+            disc_adjoint_kernel(scaled, weights.half_width, weights.row_extent, outpad, rows)
         else:
             _adjoint_kernel(y, ref, minus is not None, weights, outpad, rows)
         result = _pad(outpad, (h, w), margin)
