@@ -2,8 +2,9 @@
 
 Each row of the disc is a box (:func:`~dfd_lite.engines._scalar.disc_half_width`),
 summed from the running integral of the padded image's row (prefix sums,
-:func:`box_ends`), so a disc of radius r costs O(r) per pixel; the adjoint
-spreads each box with a difference array.
+:func:`box_ends`), so a disc of radius r costs O(r) per pixel. Rows ``dy`` and
+``-dy`` of a disc are one box, read once from the two rows' summed prefix
+sums; the adjoint is the transpose of those steps.
 Arrays are planar float32 as in :mod:`~dfd_lite.engines.cpu`; the row
 half-widths are stored for ``dy >= 0`` only (:class:`~dfd_lite.engines.DiscWeights`).
 :func:`bank_loss_rows`, which turns a row of blurred images into losses, is
@@ -105,14 +106,15 @@ def box_ends(hws, offset, jl, jr, fl, fr):
     """Both ends of the boxes of one row of the discs of consecutive pixels.
 
     Pixel ``j`` of a padded row covers ``[j - 1/2, j + 1/2]``, so the row's
-    running integral is ``I(t) = prefix[j] + (t + 1/2 - j) x[j]`` with
-    ``j = floor(t + 1/2)``, and the box of half-width ``hws[i]`` around
-    padded column ``cx = offset + i`` sums to ``I(cx + hw) - I(cx - hw)``,
-    fractional end pixels included. Stores ``j`` of the left and right ends
-    in ``jl[i]``, ``jr[i]`` and ``t + 1/2 - j`` in ``fl[i]``, ``fr[i]``. One
-    formula for every width (0 gives an empty box) keeps the kernels' loops
-    along a row free of branches, so they vectorise: half again as fast as
-    testing each width.
+    running integral is ``I(t) = prefix[j] + (t + 1/2 - j) x[j]``, which is
+    ``(1 - a) prefix[j] + a prefix[j + 1]`` with ``j = floor(t + 1/2)`` and
+    ``a = t + 1/2 - j``: prefix sums read linearly between their samples.
+    The box of half-width ``hws[i]`` around padded column ``cx = offset + i``
+    sums to ``I(cx + hw) - I(cx - hw)``, fractional end pixels included.
+    Stores ``j`` of the left and right ends in ``jl[i]``, ``jr[i]`` and ``a``
+    in ``fl[i]``, ``fr[i]``. One formula for every width (0 gives an empty
+    box) keeps the kernels' loops along a row free of branches, so they
+    vectorise: half again as fast as testing each width.
     """
     for i in range(hws.size):
         centre = np.float32(offset + i) + np.float32(0.5)
@@ -127,48 +129,67 @@ def box_ends(hws, offset, jl, jr, fl, fr):
 
 
 @numba.njit(inline="always")
-def add_box_sums(acc, prefix, x, jl, jr, fl, fr):
-    """``acc[i] += I(right end) - I(left end)`` along a row (:func:`box_ends`)."""
+def add_box_sums(acc, prefix, jl, jr, fl, fr):
+    """``acc[i] += I(right end) - I(left end)`` along a row of prefix sums (:func:`box_ends`)."""
     for i in range(acc.size):
-        acc[i] += (prefix[jr[i]] - prefix[jl[i]]) + (fr[i] * x[jr[i]] - fl[i] * x[jl[i]])
+        right = prefix[jr[i]]
+        left = prefix[jl[i]]
+        acc[i] += (right - left) + (fr[i] * (prefix[jr[i] + 1] - right)
+                                    - fl[i] * (prefix[jl[i] + 1] - left))
+
+
+@numba.njit(inline="always")
+def rows_reached(row_extent, y):
+    """How many rows ``dy = 0 ..`` of the window any disc of image row ``y`` reaches, in any slice."""
+    reach = 1
+    for f in range(row_extent.shape[0]):
+        for block in range(row_extent.shape[2]):
+            reach = max(reach, row_extent[f, y, block])
+    return reach
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def disc_forward_kernel(xpad, prefix, half_width, inv_area, row_extent, out):
-    # xpad is padded by K // 2 + 1 on every side; prefix[c, R, j] = sum of xpad[c, R, :j]
+def disc_forward_kernel(prefix, half_width, inv_area, row_extent, out):
+    # prefix[c, R, j] sums the padded image's row R (padded by K // 2 + 1 on
+    # every side) up to column j. Rows dy and -dy of a disc are the same
+    # box, so one job per image row y first adds the prefix sums of rows
+    # y + dy and y - dy (shared by every slice), then reads each box's ends
+    # once for both: half the gathers of summing the two rows apart.
     n_f, rows, height, width = half_width.shape
-    n_c = xpad.shape[0]
+    n_c, wide = prefix.shape[0], prefix.shape[2]
     pad = rows  # K // 2 + 1
-    for job in numba.prange(n_f * height):
-        f = job // height
-        y = job % height
+    for y in numba.prange(height):
+        reach = rows_reached(row_extent, y)
+        paired = np.empty((reach, n_c, wide), dtype=np.float32)
+        for c in range(n_c):
+            paired[0, c] = prefix[c, y + pad]
+            for dy in range(1, reach):
+                below = prefix[c, y + pad + dy]
+                above = prefix[c, y + pad - dy]
+                dst = paired[dy, c]
+                for j in range(wide):
+                    dst[j] = below[j] + above[j]
         jl = np.empty(EXTENT_COLUMNS, dtype=np.int32)
         jr = np.empty(EXTENT_COLUMNS, dtype=np.int32)
         fl = np.empty(EXTENT_COLUMNS, dtype=np.float32)
         fr = np.empty(EXTENT_COLUMNS, dtype=np.float32)
-        acc = out[f, :, y]
-        acc[:] = 0.0
-        hws = half_width[f, :, y]
-        for x0 in range(0, width, EXTENT_COLUMNS):
-            x1 = min(x0 + EXTENT_COLUMNS, width)
-            # rows that no disc of these columns reaches are skipped: the
-            # window is sized for the widest blur of the searched range,
-            # most discs are smaller
-            for dy in range(row_extent[f, y, x0 // EXTENT_COLUMNS]):
-                # rows dy and -dy share the box: its ends are found once
-                # and read in both rows and every channel
-                box_ends(hws[dy, x0:x1], x0 + pad, jl, jr, fl, fr)
-                below = y + pad + dy
-                above = y + pad - dy
-                for c in range(n_c):
-                    add_box_sums(acc[c, x0:x1], prefix[c, below], xpad[c, below], jl, jr, fl, fr)
-                    if dy > 0:
-                        add_box_sums(acc[c, x0:x1], prefix[c, above], xpad[c, above],
-                                     jl, jr, fl, fr)
-        scale = inv_area[f, y]
-        for c in range(n_c):
-            for xx in range(width):
-                acc[c, xx] *= scale[xx]
+        for f in range(n_f):
+            acc = out[f, :, y]
+            acc[:] = 0.0
+            hws = half_width[f, :, y]
+            for x0 in range(0, width, EXTENT_COLUMNS):
+                x1 = min(x0 + EXTENT_COLUMNS, width)
+                # rows that no disc of these columns reaches are skipped: the
+                # window is sized for the widest blur of the searched range,
+                # most discs are smaller
+                for dy in range(row_extent[f, y, x0 // EXTENT_COLUMNS]):
+                    box_ends(hws[dy, x0:x1], x0 + pad, jl, jr, fl, fr)
+                    for c in range(n_c):
+                        add_box_sums(acc[c, x0:x1], paired[dy, c], jl, jr, fl, fr)
+            scale = inv_area[f, y]
+            for c in range(n_c):
+                for xx in range(width):
+                    acc[c, xx] *= scale[xx]
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -196,56 +217,80 @@ def scaled_residual_kernel(ystack, minus, subtract, inv_area, out):
                     orow[i] = yrow[i] * scale[i]
 
 
+def adjoint_band(height, kernel_size):
+    """Image rows per band of :func:`disc_adjoint_kernel`: at least ``K``, so bands of one colour never share a row.
+
+    A band's discs reach ``K // 2`` rows past it on either side, and bands
+    of one colour are one band apart. Otherwise as many bands as make one
+    per thread and colour, so both colours keep every thread busy.
+    """
+    return max(kernel_size, -(-height // (2 * numba.get_num_threads())))
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def disc_adjoint_kernel(scaled, half_width, row_extent, outpad, margin):
-    # Gather over padded output rows, as cpu._adjoint_kernel: the thread that
-    # owns row R collects every output row py whose PSF rows reach it;
-    # ``scaled`` is the stack over each disc's area (scaled_residual_kernel).
+def disc_adjoint_kernel(scaled, half_width, row_extent, band, outpad):
+    # The transpose of disc_forward_kernel, in its three steps: each output
+    # row py spreads ``scaled`` (the stack over each disc's area,
+    # scaled_residual_kernel) onto the paired prefix sums at its boxes'
+    # ends; the paired row dy goes to padded rows py + dy and py - dy; and
+    # each padded row's prefix sums go back to its pixels (x[i] is in
+    # prefix[j] for every j > i: a running sum from the right).
+    # Output rows are taken in bands, alternately coloured: one colour's
+    # bands run in parallel and never write the same padded row.
     n_f, rows, height, width = half_width.shape
     n_c = scaled.shape[1]
     pad = rows  # K // 2 + 1
-    wide = width + 2 * pad
-    for rr in numba.prange(height + 2 * margin):
-        big_r = rr + pad - margin
-        # the boxes' interiors go into a difference array, summed once below
-        diff = np.zeros((n_c, wide + 1), dtype=np.float32)
-        jl = np.empty(EXTENT_COLUMNS, dtype=np.int32)
-        jr = np.empty(EXTENT_COLUMNS, dtype=np.int32)
-        fl = np.empty(EXTENT_COLUMNS, dtype=np.float32)
-        fr = np.empty(EXTENT_COLUMNS, dtype=np.float32)
-        dst = outpad[:, big_r]
-        dst[:] = 0.0
-        for f in range(n_f):
-            for s in range(-(rows - 1), rows):
-                py = big_r - pad - s  # output row whose PSF row s lands here
-                if py < 0 or py >= height:
-                    continue
-                hws = half_width[f, abs(s), py]
-                for x0 in range(0, width, EXTENT_COLUMNS):
-                    if abs(s) >= row_extent[f, py, x0 // EXTENT_COLUMNS]:
-                        continue
-                    x1 = min(x0 + EXTENT_COLUMNS, width)
-                    n = x1 - x0
-                    box_ends(hws[x0:x1], x0 + pad, jl, jr, fl, fr)
+    wide = outpad.shape[2] + 1
+    prefix_adj = np.zeros((n_c, outpad.shape[1], wide), dtype=np.float32)
+    n_bands = -(-height // band)
+    for colour in range(2):
+        for half_index in numba.prange((n_bands - colour + 1) // 2):
+            first = (2 * half_index + colour) * band
+            paired = np.empty((rows, n_c, wide), dtype=np.float32)
+            jl = np.empty(EXTENT_COLUMNS, dtype=np.int32)
+            jr = np.empty(EXTENT_COLUMNS, dtype=np.int32)
+            fl = np.empty(EXTENT_COLUMNS, dtype=np.float32)
+            fr = np.empty(EXTENT_COLUMNS, dtype=np.float32)
+            for py in range(first, min(first + band, height)):
+                reach = rows_reached(row_extent, py)
+                paired[:reach] = 0.0
+                for f in range(n_f):
+                    hws = half_width[f, :, py]
+                    for x0 in range(0, width, EXTENT_COLUMNS):
+                        x1 = min(x0 + EXTENT_COLUMNS, width)
+                        for dy in range(row_extent[f, py, x0 // EXTENT_COLUMNS]):
+                            box_ends(hws[dy, x0:x1], x0 + pad, jl, jr, fl, fr)
+                            for c in range(n_c):
+                                # the transpose of add_box_sums
+                                t = scaled[f, c, py, x0:x1]
+                                dst = paired[dy, c]
+                                for i in range(x1 - x0):
+                                    v = t[i]
+                                    part = fr[i] * v
+                                    dst[jr[i]] += v - part
+                                    dst[jr[i] + 1] += part
+                                    part = fl[i] * v
+                                    dst[jl[i]] -= v - part
+                                    dst[jl[i] + 1] -= part
+                for dy in range(reach):
                     for c in range(n_c):
-                        t = scaled[f, c, py, x0:x1]
-                        # the adjoint of add_box_sums: prefix[j] sums x[:j],
-                        # so each term of I(right) - I(left) adds t to
-                        # x[jl:jr] (the difference array) and its end
-                        # pixels' fractions
-                        dc = diff[c]
-                        oc = dst[c]
-                        for i in range(n):
-                            v = t[i]
-                            dc[jl[i]] += v
-                            dc[jr[i]] -= v
-                            oc[jr[i]] += fr[i] * v
-                            oc[jl[i]] -= fl[i] * v
-        for c in range(n_c):
-            run = np.float32(0.0)
-            for j in range(wide):
-                run += diff[c, j]
-                dst[c, j] += run
+                        src = paired[dy, c]
+                        below = prefix_adj[c, py + pad + dy]
+                        for j in range(wide):
+                            below[j] += src[j]
+                        if dy > 0:
+                            above = prefix_adj[c, py + pad - dy]
+                            for j in range(wide):
+                                above[j] += src[j]
+    for job in numba.prange(n_c * outpad.shape[1]):
+        c = job // outpad.shape[1]
+        big_r = job % outpad.shape[1]
+        src = prefix_adj[c, big_r]
+        dst = outpad[c, big_r]
+        run = 0.0   # float64, as prefix_sums accumulates
+        for j in range(wide - 1, 0, -1):
+            run += src[j]
+            dst[j - 1] = run
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)

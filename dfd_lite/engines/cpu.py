@@ -14,7 +14,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from . import DiscWeights, Optics, _scalar, radius_bank
-from ._cpu_disc import (EXTENT_COLUMNS, bank_loss_rows, disc_adjoint_kernel,
+from ._cpu_disc import (EXTENT_COLUMNS, adjoint_band, bank_loss_rows, disc_adjoint_kernel,
                         disc_bank_losses_kernel, disc_forward_kernel, disc_weights_kernel,
                         prefix_sums, scaled_residual_kernel)
 
@@ -360,7 +360,7 @@ class CpuEngine:
             out = np.empty((n_f, x.shape[0], h, w), dtype=np.float32)
         if isinstance(weights, DiscWeights):
             xpad = _pad(x, (h, w), k // 2 + 1)
-            disc_forward_kernel(xpad, prefix_sums(xpad), weights.half_width, weights.inv_area,
+            disc_forward_kernel(prefix_sums(xpad), weights.half_width, weights.inv_area,
                                 weights.row_extent, out)
             return out
         _forward_kernel(_pad(x, (h, w), k // 2), weights, out)
@@ -374,13 +374,13 @@ class CpuEngine:
         half = k // 2 + 1 if disc else k // 2
         outpad = np.zeros((y.shape[1], h + 2 * half, w + 2 * half), dtype=np.float32)
         ref = y if minus is None else minus
-        rows = min(margin, half)
         if disc:
             scaled = np.empty(y.shape, dtype=np.float32)
             scaled_residual_kernel(y, ref, minus is not None, weights.inv_area, scaled)
-            disc_adjoint_kernel(scaled, weights.half_width, weights.row_extent, outpad, rows)
+            disc_adjoint_kernel(scaled, weights.half_width, weights.row_extent,
+                                adjoint_band(h, k), outpad)
         else:
-            _adjoint_kernel(y, ref, minus is not None, weights, outpad, rows)
+            _adjoint_kernel(y, ref, minus is not None, weights, outpad, min(margin, half))
         result = _pad(outpad, (h, w), margin)
         if out is None:
             return result
