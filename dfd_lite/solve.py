@@ -40,7 +40,8 @@ import scipy.ndimage as ndi
 
 from . import _validate as V
 from . import engines
-from .aif import focus_stack, power_iteration, run_chambolle_pock, run_fista, tv_objective
+from .aif import (COLD_POWER_ITERS, focus_stack, power_iteration, power_start,
+                  run_chambolle_pock, run_fista, tv_objective)
 from .depth import AGGREGATIONS, DepthSearch, check_candidates, check_depth_tol, \
     check_window, depth_candidates
 from .fill import MAX_RADIUS, weighted_median_depth
@@ -79,7 +80,8 @@ class StepRecord:
     seconds : float
         Wall time of the sub-step.
     num_iters : int
-        FISTA iterations (``"aif"`` steps; 0 otherwise).
+        Image-step iterations, FISTA's or (with a prior) Chambolle-Pock's
+        (``"aif"`` and ``"scatter-aif"`` steps; 0 otherwise).
     """
 
     epoch: int
@@ -404,8 +406,8 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
     x = eng.asarray(np.moveaxis(canvas, -1, 0))
     # the image steps' step sizes: ||A||^2 by power iteration, from a random
     # vector in the first and from the last one's vector in the others
-    power_vector = eng.asarray(np.random.default_rng(0).random((1,) + canvas.shape[:2]))
-    power_iters = 20
+    power_vector = power_start(eng, canvas.shape[:2])
+    power_warm = False
     history = []
     depth = None
     first = "init"     # the record of a start's first depth estimate
@@ -444,9 +446,9 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         start = x if warm_start else eng.full(x.shape, 0.0)
         x, loss = _image_step(eng, weights, search.b, start, tv_weight=tv_weight,
                               num_iters=iters, upper=upper, monotone=monotone,
-                              power_vector=power_vector, power_iters=power_iters)
-        if iters > 0:   # from now on the power iteration starts where this one ended
-            power_iters = WARM_POWER_ITERS
+                              power_vector=power_vector, power_warm=power_warm)
+        # from the first step that iterates on, the next one starts where it ended
+        power_warm = power_warm or iters > 0
         history.append(StepRecord(epoch, "aif", loss, time.perf_counter() - t0, iters))
         if callback is not None:
             callback(epoch, eng.to_host(depth).copy(), _to_image(eng.to_host(x), gray, margin),
@@ -502,7 +504,7 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
         x_s, depth_s, records, residual_s = _scatter_stage(
             eng, search, x, depth, k, margin=margin, tv_weight=tv_weight, upper=upper,
             num_iters=aif_num_iters, step=spacing, depth_range=(lo, hi), epoch=num_epochs,
-            power=(power_vector, power_iters))
+            power_vector=power_vector if power_warm else None)
         history.extend(records)
         # The model that explains the stack better wins: where light really
         # scatters, the scatter stage's residual is a third of the gather
@@ -531,8 +533,9 @@ def solve(stack, camera: Camera, *, depth_range=(0.1, 10.0), kernel_size=None,
 #: starts from the last one's vector, and the operator changes little from
 #: one epoch to the next. On the physically rendered Middlebury stack
 #: (240 x 320, disc) five of them reach 0.996 to 0.999 of the largest
-#: eigenvalue at every epoch, as the first step's 20 from a random vector
-#: reach 0.998 (the step sizes allow for 2 %).
+#: eigenvalue at every epoch, as the first step's
+#: :data:`~dfd_lite.aif.COLD_POWER_ITERS` from a random vector reach 0.998
+#: (the step sizes allow for 2 %).
 WARM_POWER_ITERS = 5
 
 
@@ -582,7 +585,8 @@ NOISE_FREE = 2e-3
 #: The depth error is still falling at the last of the default 10 epochs on
 #: exact models; a growing budget (1449 iterations in all instead of 1000)
 #: lets it fall further: Middlebury 240 x 320, NYUv2 camera, 0.108 ->
-#: 0.069 m and 30.3 -> 31.7 dB (``bench/noise.py``). Not on noisy stacks,
+#: 0.069 m and 30.3 -> 31.7 dB (``bench/noise.py``; 0.056 m and 32.0 dB
+#: since :data:`MODEL_CHECK_ITERS`). Not on noisy stacks,
 #: where the image step's prior, not its budget, limits the image.
 NOISE_FREE_AIF_GROWTH = 1.08
 
@@ -619,8 +623,8 @@ MODEL_CHECK_EPOCH = 2
 #: (``bench/results/model_check_iters_2026-12-01.md``). Not on noisy
 #: stacks, where the short fit reads more noise into the next depth step:
 #: Middlebury with the paper's model and 0.5, 1 and 2 % noise lost 2 to 3 %
-#: in depth error (0.229, 0.269 and 0.319 m against 0.224, 0.261 and 0.311
-#: m; ``bench/results/noise_check_iters_2026-12-01.md``). Twenty were too
+#: in depth error (0.229, 0.269 and 0.319 m against 0.224, 0.261 and
+#: 0.311 m; ``bench/results/noise_check_iters_2026-12-01.md``). Twenty were too
 #: few: on a small stack whose border the model misses, the residual then
 #: fell only to 0.55 of its value in the second epoch, and the check fired
 #: (``bench/README.md``).
@@ -690,18 +694,22 @@ def noise_defaults(noise_std):
 
 
 def _image_step(eng, weights, b, start, *, tv_weight, num_iters, upper, monotone=False,
-                power_vector=None, power_iters=20):
+                power_vector=None, power_warm=False):
     """The image step from ``start`` on any engine's operator; returns ``(x, objective)``.
 
     FISTA without a prior, Chambolle-Pock with one; 0 iterations keeps
-    ``start``. The step size comes from ``power_iters`` power iterations,
-    from ``power_vector`` (``(1, Hc, Wc)``, updated in place) or, when it
-    is ``None``, from a random vector.
+    ``start``. The step size comes from power iterations, from
+    ``power_vector`` (``(1, Hc, Wc)``, updated in place) or, when it is
+    ``None``, from a random vector: :data:`WARM_POWER_ITERS` of them where
+    ``power_warm`` says the vector is an earlier step's last,
+    :data:`~dfd_lite.aif.COLD_POWER_ITERS` otherwise.
     """
     if num_iters == 0:
         return start, tv_objective(eng, weights, b, start, tv_weight)
+    warm = power_warm and power_vector is not None
     lip = power_iteration(eng, weights, tuple(int(v) for v in start.shape[1:]),
-                          num_iters=power_iters, vector=power_vector)
+                          num_iters=WARM_POWER_ITERS if warm else COLD_POWER_ITERS,
+                          vector=power_vector)
     if tv_weight > 0:
         new, objective = run_chambolle_pock(eng, weights, b, start, tv_weight=tv_weight,
                                             num_iters=num_iters, lipschitz=lip, lo=0.0, hi=upper)
@@ -716,7 +724,7 @@ def _image_step(eng, weights, b, start, *, tv_weight, num_iters, upper, monotone
 
 def _scatter_stage(eng, search, x, depth, k, *, margin, tv_weight, upper, num_iters, step,
                    depth_range, epoch, smooth=SCATTER_SMOOTH, sweeps=SCATTER_SWEEPS,
-                   power=(None, 20)):
+                   power_vector=None):
     """The last stage of ``solve(spread="scatter")``: depth, image, depth on the scatter model.
 
     ``smooth`` is the depth prior's weight per slice and channel (images in
@@ -752,8 +760,8 @@ def _scatter_stage(eng, search, x, depth, k, *, margin, tv_weight, upper, num_it
     depth, weights = depth_step(x, depth, sweeps[0])
     t0 = time.perf_counter()
     x, loss = _image_step(model, weights, b_canvas, x, tv_weight=tv_weight, num_iters=num_iters,
-                          upper=upper, monotone=True, power_vector=power[0],
-                          power_iters=power[1])
+                          upper=upper, monotone=True, power_vector=power_vector,
+                          power_warm=power_vector is not None)
     records.append(StepRecord(epoch, "scatter-aif", loss, time.perf_counter() - t0, num_iters))
     depth, weights = depth_step(x, depth, sweeps[1])
     data = tv_objective(model, weights, b_canvas, x, 0.0)
