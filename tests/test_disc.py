@@ -236,6 +236,31 @@ def test_disc_operator_in_a_wide_window_equals_its_sparse_matrix(shape, axis, at
     np.testing.assert_allclose(op.adjoint(y), (mat.T @ y.ravel()).reshape(shape), atol=2e-5)
 
 
+
+def test_disc_adjoint_in_parallel_bands_equals_its_sparse_matrix():
+    # a tall image, so the adjoint's bands of one colour run side by side:
+    # at the narrowest band it allows (K rows) and at the engine's choice
+    from dfd_lite.engines._cpu_disc import (adjoint_band, disc_adjoint_kernel,
+                                            scaled_residual_kernel)
+    k, shape = 25, (130, 12)
+    rng = np.random.default_rng(5)
+    depth = rng.uniform(0.6, 9.0, shape)
+    op = dl.BlurOperator(depth, DISC, kernel_size=k, backend="cpu")
+    w = op.weights
+    y = rng.random((5, 1) + shape).astype(np.float32)
+    mat = dl.blur_matrix(depth, DISC, kernel_size=k).toarray()
+    expected = (mat.T @ y.ravel().astype(np.float64)).reshape(shape)
+    np.testing.assert_allclose(op.adjoint(y[:, 0]), expected, atol=2e-5)
+    scaled = np.empty_like(y)
+    scaled_residual_kernel(y, y, False, w.inv_area, scaled)
+    pad = k // 2 + 1
+    assert adjoint_band(shape[0], k) >= k
+    for band in (k, adjoint_band(shape[0], k)):
+        outpad = np.zeros((1, shape[0] + 2 * pad, shape[1] + 2 * pad), dtype=np.float32)
+        disc_adjoint_kernel(scaled, w.half_width, w.row_extent, band, outpad)
+        np.testing.assert_allclose(outpad[0, pad:-pad, pad:-pad], expected, atol=2e-5)
+
+
 def test_disc_operator_default_window_holds_the_widest_psf():
     depth = _random_depth((20, 24), 8)
     op = dl.BlurOperator(depth, DISC)
