@@ -129,6 +129,13 @@ def box_ends(hws, offset, jl, jr, fl, fr):
 
 
 @numba.njit(inline="always")
+def box_buffers():
+    """Scratch for :func:`box_ends`, a block of ``EXTENT_COLUMNS`` boxes: ``jl, jr, fl, fr``."""
+    return (np.empty(EXTENT_COLUMNS, dtype=np.int32), np.empty(EXTENT_COLUMNS, dtype=np.int32),
+            np.empty(EXTENT_COLUMNS, dtype=np.float32), np.empty(EXTENT_COLUMNS, dtype=np.float32))
+
+
+@numba.njit(inline="always")
 def add_box_sums(acc, prefix, jl, jr, fl, fr):
     """``acc[i] += I(right end) - I(left end)`` along a row of prefix sums (:func:`box_ends`)."""
     for i in range(acc.size):
@@ -136,6 +143,19 @@ def add_box_sums(acc, prefix, jl, jr, fl, fr):
         left = prefix[jl[i]]
         acc[i] += (right - left) + (fr[i] * (prefix[jr[i] + 1] - right)
                                     - fl[i] * (prefix[jl[i] + 1] - left))
+
+
+@numba.njit(inline="always")
+def spread_box_sums(values, prefix_adj, jl, jr, fl, fr):
+    """The transpose of :func:`add_box_sums`: ``values[i]`` onto the prefix sums its box reads."""
+    for i in range(values.size):
+        v = values[i]
+        part = fr[i] * v
+        prefix_adj[jr[i]] += v - part
+        prefix_adj[jr[i] + 1] += part
+        part = fl[i] * v
+        prefix_adj[jl[i]] -= v - part
+        prefix_adj[jl[i] + 1] -= part
 
 
 @numba.njit(inline="always")
@@ -169,10 +189,7 @@ def disc_forward_kernel(prefix, half_width, inv_area, row_extent, out):
                 dst = paired[dy, c]
                 for j in range(wide):
                     dst[j] = below[j] + above[j]
-        jl = np.empty(EXTENT_COLUMNS, dtype=np.int32)
-        jr = np.empty(EXTENT_COLUMNS, dtype=np.int32)
-        fl = np.empty(EXTENT_COLUMNS, dtype=np.float32)
-        fr = np.empty(EXTENT_COLUMNS, dtype=np.float32)
+        jl, jr, fl, fr = box_buffers()
         for f in range(n_f):
             acc = out[f, :, y]
             acc[:] = 0.0
@@ -247,10 +264,7 @@ def disc_adjoint_kernel(scaled, half_width, row_extent, band, outpad):
         for half_index in numba.prange((n_bands - colour + 1) // 2):
             first = (2 * half_index + colour) * band
             paired = np.empty((rows, n_c, wide), dtype=np.float32)
-            jl = np.empty(EXTENT_COLUMNS, dtype=np.int32)
-            jr = np.empty(EXTENT_COLUMNS, dtype=np.int32)
-            fl = np.empty(EXTENT_COLUMNS, dtype=np.float32)
-            fr = np.empty(EXTENT_COLUMNS, dtype=np.float32)
+            jl, jr, fl, fr = box_buffers()
             for py in range(first, min(first + band, height)):
                 reach = rows_reached(row_extent, py)
                 paired[:reach] = 0.0
@@ -261,17 +275,8 @@ def disc_adjoint_kernel(scaled, half_width, row_extent, band, outpad):
                         for dy in range(row_extent[f, py, x0 // EXTENT_COLUMNS]):
                             box_ends(hws[dy, x0:x1], x0 + pad, jl, jr, fl, fr)
                             for c in range(n_c):
-                                # the transpose of add_box_sums
-                                t = scaled[f, c, py, x0:x1]
-                                dst = paired[dy, c]
-                                for i in range(x1 - x0):
-                                    v = t[i]
-                                    part = fr[i] * v
-                                    dst[jr[i]] += v - part
-                                    dst[jr[i] + 1] += part
-                                    part = fl[i] * v
-                                    dst[jl[i]] -= v - part
-                                    dst[jl[i] + 1] -= part
+                                spread_box_sums(scaled[f, c, py, x0:x1], paired[dy, c],
+                                                jl, jr, fl, fr)
                 for dy in range(reach):
                     for c in range(n_c):
                         src = paired[dy, c]
