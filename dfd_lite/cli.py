@@ -91,8 +91,8 @@ def _parser():
     render.add_argument("--camera", required=True, metavar="FILE", help="camera file")
     render.add_argument("--out", required=True, metavar="STACK_DIR")
     render.add_argument("--physical", action="store_true",
-                        help="the physical renderer (disc PSF, no truncation, occlusion) "
-                             "instead of the solver's own model")
+                        help="the physical renderer (disc PSF, no truncation, light spread "
+                             "by depth layers) instead of the solver's own model")
     render.add_argument("--noise", type=float, default=0.0, metavar="STD",
                         help="Gaussian noise, standard deviation in [0, 1] units")
     render.add_argument("--breathing", action="store_true",

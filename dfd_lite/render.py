@@ -7,9 +7,12 @@ allows:
 
 * each scene point spreads into its own PSF (scatter, not the solver's
   gather), never truncated, with supersampled pixel coverage;
-* the scene is cut into depth layers, each blurred with its own PSF and
-  composited from far to near, so near objects occlude far ones and their
-  blur spreads over the background (the solver's model has no occlusion);
+* the scene is cut into depth layers, each spreading its light with the
+  PSF of its own depth, so a near object's blur spreads over the background
+  (the solver gathers with the PSF of each output pixel's depth instead);
+  the sum is divided by the coverage, what a white scene would give, so
+  the brightness stays right at depth edges. Occlusion, a near object
+  hiding part of the aperture from what lies behind it, is not modelled;
 * the scene continues beyond the frame (mirrored), as a real one does,
   where the solver assumes zeros;
 * optional sensor effects: Poisson shot noise, Gaussian read noise, 8-bit
@@ -94,7 +97,7 @@ def render_physical(aif, depth, camera: Camera, *, psf="disc", spread="scatter",
                     boundary="mirror", supersample: int = 8, radius_step: float = 0.1,
                     photons=None, read_noise: float = 0.0, bit_depth=None, breathing=None,
                     seed=0):
-    """Render a focal stack with untruncated PSFs, occlusion and sensor effects.
+    """Render a focal stack with untruncated PSFs, light spread by depth layers, and sensor effects.
 
     Parameters
     ----------
