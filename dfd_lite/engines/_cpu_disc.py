@@ -168,6 +168,23 @@ def rows_reached(row_extent, y):
     return reach
 
 
+@numba.njit(inline="always")
+def add_row_pairs(rows, centre, paired):
+    """``paired[dy] = rows[centre + dy] + rows[centre - dy]`` for ``dy >= 1``, ``paired[0] = rows[centre]``.
+
+    Rows ``dy`` and ``-dy`` of a disc are the same box, so a kernel that
+    reads rows of prefix sums (or pixels) around image row ``centre`` sums
+    each pair once and reads the box's ends once for both.
+    """
+    paired[0] = rows[centre]
+    for dy in range(1, paired.shape[0]):
+        below = rows[centre + dy]
+        above = rows[centre - dy]
+        dst = paired[dy]
+        for j in range(dst.size):
+            dst[j] = below[j] + above[j]
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def disc_forward_kernel(prefix, half_width, inv_area, row_extent, out):
     # prefix[c, R, j] sums the padded image's row R (padded by K // 2 + 1 on
@@ -182,13 +199,7 @@ def disc_forward_kernel(prefix, half_width, inv_area, row_extent, out):
         reach = rows_reached(row_extent, y)
         paired = np.empty((reach, n_c, wide), dtype=np.float32)
         for c in range(n_c):
-            paired[0, c] = prefix[c, y + pad]
-            for dy in range(1, reach):
-                below = prefix[c, y + pad + dy]
-                above = prefix[c, y + pad - dy]
-                dst = paired[dy, c]
-                for j in range(wide):
-                    dst[j] = below[j] + above[j]
+            add_row_pairs(prefix[c], y + pad, paired[:, c])
         jl, jr, fl, fr = box_buffers()
         for f in range(n_f):
             acc = out[f, :, y]
@@ -302,22 +313,34 @@ def disc_adjoint_kernel(scaled, half_width, row_extent, band, outpad):
 def disc_bank_losses_kernel(xpad, prefix, b, hw, inv_area, lower, weight, out):
     # The constant-depth losses of the disc: hw[u, a] and inv_area[u] are
     # the rows of bank radius u's disc (row a at offset a - K // 2), the same
-    # at every pixel. Each image row blurs its bank rows, then reads them
-    # for every candidate (bank_loss_rows).
+    # at every pixel. Each image row sums its pairs of rows dy and -dy once
+    # (add_row_pairs, shared by every bank radius), blurs its bank rows from
+    # them, then reads them for every candidate (bank_loss_rows).
     n_u, k = hw.shape
     n_c, height, width = b.shape[1:]
-    pad = k // 2 + 1
+    half = k // 2
+    pad = half + 1
+    reach = 1   # rows dy = 0 .. reach - 1 hold some bank disc
+    for dy in range(half + 1):
+        for u in range(n_u):
+            if hw[u, half + dy] > 0.0:
+                reach = max(reach, dy + 1)
     for y in numba.prange(height):
+        pre_pairs = np.empty((reach, n_c, prefix.shape[2]), dtype=np.float32)
+        src_pairs = np.empty((reach, n_c, xpad.shape[2]), dtype=np.float32)
+        for c in range(n_c):
+            add_row_pairs(prefix[c], y + pad, pre_pairs[:, c])
+            add_row_pairs(xpad[c], y + pad, src_pairs[:, c])
         bank = np.zeros((n_u, n_c, width), dtype=np.float32)
         for u in range(n_u):
             for c in range(n_c):
                 pred = bank[u, c]
-                for a in range(k):
-                    h = hw[u, a]
+                for dy in range(reach):
+                    h = hw[u, half + dy]
                     if h == 0.0:
                         continue
-                    pre = prefix[c, y + a + 1]
-                    src = xpad[c, y + a + 1]
+                    pre = pre_pairs[dy, c]
+                    src = src_pairs[dy, c]
                     if h <= 0.5:
                         for xx in range(width):
                             pred[xx] += 2.0 * h * src[xx + pad]
