@@ -38,6 +38,7 @@ def power_start(engine, image_shape, *, seed=0):
     v = np.random.default_rng(seed).random((1,) + tuple(image_shape)).astype(np.float32)
     return engine.asarray(v / np.linalg.norm(v))
 
+
 def power_iteration(engine, weights, image_shape, *, num_iters=COLD_POWER_ITERS, seed=0,
                     safety=1.02, vector=None):
     """``||A^T A||_2`` by power iteration on an engine (see :func:`lipschitz_constant`).

@@ -729,8 +729,9 @@ def _scatter_stage(eng, search, x, depth, k, *, margin, tv_weight, upper, num_it
 
     ``smooth`` is the depth prior's weight per slice and channel (images in
     [0, 1]), ``sweeps`` the passes before and after the image step, and
-    ``power`` the alternation's power-iteration vector and count (the
-    scatter operator's largest eigenvector is close to the gather one's:
+    ``power_vector`` the alternation's last power-iteration vector, or None
+    where it never iterated (the scatter operator's largest eigenvector is
+    close to the gather one's:
     on the physical Middlebury stack five iterations from it reach 0.9985
     of its eigenvalue, twenty from a random vector 0.998).
     Returns the image (engine array, on the canvas), the depth (host), the
